@@ -1,0 +1,70 @@
+"""The ``hf-hundredpage`` command line.
+
+Each subcommand lives in the library module that does the work; that module exposes two functions,
+``configure_parser(parser)`` (adds its arguments) and ``run_from_args(args) -> int``. The module is
+imported only when its subcommand runs, so ``hf-hundredpage --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert-book": (
+        "hf_hundredpage.conversion",
+        "convert a book notebook checkpoint (.pth) into a Hugging Face model folder",
+    ),
+    "train-tokenizer": (
+        "hf_hundredpage.tokenization",
+        "train a byte-level BPE tokenizer (book §2.3) and save it as a PreTrainedTokenizerFast",
+    ),
+    "evaluate": (
+        "hf_hundredpage.evaluation",
+        "perplexity and bits-per-byte of a model vs the n-gram baseline on a dataset",
+    ),
+    "publish": (
+        "hf_hundredpage.hub",
+        "upload a trained model folder to the Hugging Face Hub",
+    ),
+}
+
+
+class _ErrorExit(SystemExit):
+    pass
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-hundredpage",
+        description="The Hundred-Page Language Models Book, as Hugging Face tooling.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).configure_parser(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run_from_args(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:
+        # Library functions raise with a message that says what to fix: show it on one line.
+        print(f"hf-hundredpage {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
