@@ -31,7 +31,7 @@ class ElmanRNN(nn.Module):
 
     def forward(self, x):
         batch_size, seq_len, _ = x.shape
-        h_prev = [torch.zeros(batch_size, self.emb_dim, dtype=x.dtype) for _ in range(self.num_layers)]
+        h_prev = [torch.zeros(batch_size, self.emb_dim, dtype=x.dtype, device=x.device) for _ in range(self.num_layers)]
         outputs = []
         for t in range(seq_len):
             input_t = x[:, t]
@@ -70,18 +70,18 @@ def save_rnn_checkpoint(model: RecurrentLanguageModel, path, vocab_size, emb_dim
 
 
 # ---------------------------------------------------------------- chapter 4: decoder transformer
-def rope(x):
-    """Book §4.2: pair (2j, 2j+1) at position p rotated by p * 10000**(-2j/d). x: (batch, seq, d)."""
-    _, seq_len, dim = x.shape
-    out = torch.empty_like(x)
-    for j in range(dim // 2):
-        theta = 10000.0 ** (-2.0 * j / dim)
-        angle = torch.arange(seq_len, dtype=torch.float64)[:, None] * theta
-        cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
-        a, b = x[..., 2 * j : 2 * j + 1], x[..., 2 * j + 1 : 2 * j + 2]
-        out[..., 2 * j : 2 * j + 1] = a * cos - b * sin
-        out[..., 2 * j + 1 : 2 * j + 2] = a * sin + b * cos
-    return out
+def rope(x, theta_base=10000.0):
+    """Book §4.2: pair (2j, 2j+1) at position p rotated by p * theta_base**(-2j/d). x: (batch, seq, d)."""
+    _, seq_len, emb_dim = x.size()
+    pos = torch.arange(0, seq_len, dtype=torch.float32, device=x.device).unsqueeze(1)
+    dim = torch.arange(0, emb_dim, 2, dtype=torch.float32, device=x.device)
+    angles = pos * (1.0 / (theta_base ** (dim / emb_dim)))
+    sin_angles, cos_angles = torch.sin(angles).to(x.dtype), torch.cos(angles).to(x.dtype)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]
+    x_rotated = torch.empty_like(x)
+    x_rotated[..., 0::2] = x_even * cos_angles - x_odd * sin_angles
+    x_rotated[..., 1::2] = x_even * sin_angles + x_odd * cos_angles
+    return x_rotated
 
 
 class RMSNorm(nn.Module):
@@ -155,7 +155,7 @@ class DecoderLanguageModel(nn.Module):
 
     def forward(self, x):
         x = self.embedding(x)
-        mask = torch.tril(torch.ones(x.shape[1], x.shape[1]))
+        mask = torch.tril(torch.ones(x.shape[1], x.shape[1], device=x.device))
         for layer in self.layers:
             x = layer(x, mask)
         return x @ self.output

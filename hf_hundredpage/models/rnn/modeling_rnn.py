@@ -127,6 +127,20 @@ class HundredPageRNNPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = False
     _supports_attention_backend = False
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also maps every Auto class to this file's classes in `config.auto_map`, so that one saved folder serves
+        `AutoModel`, `AutoModelForCausalLM` and `AutoModelForSequenceClassification` with `trust_remote_code`."""
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        config_module = type(self.config).__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            "AutoConfig": f"{config_module}.{type(self.config).__name__}",
+            "AutoModel": f"{module}.HundredPageRNNModel",
+            "AutoModelForCausalLM": f"{module}.HundredPageRNNForCausalLM",
+            "AutoModelForSequenceClassification": f"{module}.HundredPageRNNForSequenceClassification",
+            **(getattr(self.config, "auto_map", None) or {}),
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, HundredPageRNNLayer):

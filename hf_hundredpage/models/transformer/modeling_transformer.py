@@ -269,6 +269,20 @@ class HundredPageTransformerPreTrainedModel(PreTrainedModel):
         "attentions": HundredPageAttention,
     }
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also maps every Auto class to this file's classes in `config.auto_map`, so that one saved folder serves
+        `AutoModel`, `AutoModelForCausalLM` and `AutoModelForSequenceClassification` with `trust_remote_code`."""
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        config_module = type(self.config).__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            "AutoConfig": f"{config_module}.{type(self.config).__name__}",
+            "AutoModel": f"{module}.HundredPageTransformerModel",
+            "AutoModelForCausalLM": f"{module}.HundredPageTransformerForCausalLM",
+            "AutoModelForSequenceClassification": f"{module}.HundredPageTransformerForSequenceClassification",
+            **(getattr(self.config, "auto_map", None) or {}),
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, HundredPageRotaryEmbedding):
