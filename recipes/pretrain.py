@@ -114,6 +114,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     train_result = trainer.train(resume_from_checkpoint=resume)
     train_runtime = time.perf_counter() - start
+    tokens_per_second = trainer.training_throughput(train_runtime)  # before the final evaluation below
     block_eval = trainer.evaluate()
     identical = weights_identical_across_ranks(trainer.model)
     if not trainer.is_world_process_zero():
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
         "train_runtime": round(train_runtime, 2),
         "train_steps": trainer.state.global_step,
         "train_tokens": trainer.state.global_step * tokens_per_step,
-        "train_tokens_per_second": round(train_result.metrics.get("train_steps_per_second", 0) * tokens_per_step, 1),
+        "train_tokens_per_second": round(tokens_per_second, 1),
         "num_parameters": model.num_parameters(),
         "world_size": training_args.world_size,
         "weights_identical_across_ranks": identical,
