@@ -109,6 +109,17 @@ def test_eager_and_sdpa_agree_with_padding():
     torch.testing.assert_close(eager * mask[..., None], sdpa * mask[..., None], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # flex attention compiles its kernel on first use (~20 s on a 2-core CPU)
+def test_flex_attention_agrees_with_sdpa():
+    torch.manual_seed(0)
+    model = HundredPageTransformerForCausalLM(tiny_config()).eval()
+    ids, _ = tiny_inputs(vocab=97, batch=2, length=16)
+    with torch.no_grad():
+        sdpa = model(ids).logits
+        model.set_attn_implementation("flex_attention")
+        torch.testing.assert_close(model(ids).logits, sdpa, rtol=1e-5, atol=1e-5)
+
+
 def test_cached_greedy_decoding_equals_uncached():
     torch.manual_seed(0)
     assert_cached_greedy_equals_uncached(HundredPageTransformerForCausalLM(tiny_config()).eval(), vocab=97)
