@@ -45,17 +45,23 @@ from hf_hundredpage.training import format_table, plot_loss_curve, resolve_repor
 
 @dataclass
 class SFTScriptArguments:
-    dataset_name: str = field(default=BUILTIN_INSTRUCTIONS, metadata={"help": "builtin:instructions, local .jsonl file or folder, URL or Hub id"})
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub configuration; for builtin:instructions its format (messages or prompt-completion)"})
-    instruction_column: str | None = field(default=None, metadata={"help": "build messages from this column (user) ..."})
-    response_column: str | None = field(default=None, metadata={"help": "... and this one (assistant), e.g. instruction / solution"})
+    dataset_name: str = field(
+        default=BUILTIN_INSTRUCTIONS, metadata={"help": "builtin:instructions, a local .jsonl file or folder, a URL or a Hub id"}
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Hub configuration; for builtin:instructions, messages or prompt-completion"}
+    )
+    instruction_column: str | None = field(default=None, metadata={"help": "build messages: this column is the user turn"})
+    response_column: str | None = field(default=None, metadata={"help": "... and this one the assistant turn"})
     dataset_num_examples: int = field(default=1200, metadata={"help": "size of builtin:instructions"})
     dataset_tasks: list[str] | None = field(default=None, metadata={"help": "families of builtin:instructions (default: all)"})
-    dataset_test_size: float = field(default=0.1, metadata={"help": "share of train carved out for a missing validation/test split"})
+    dataset_test_size: float = field(default=0.1, metadata={"help": "share of train carved out for a missing split"})
     eval_max_new_tokens: int = field(default=32, metadata={"help": "generation budget of the exact-match evaluation"})
-    eval_max_examples: int | None = field(default=None, metadata={"help": "cap the test examples of the exact-match evaluation"})
+    eval_max_examples: int | None = field(default=None, metadata={"help": "cap the test examples scored by exact match"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    early_stopping_patience: int | None = field(default=None, metadata={"help": "stop after N evaluations without eval_loss improvement"})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "stop after N evaluations without a lower eval_loss"}
+    )
 
 
 @dataclass
@@ -97,11 +103,16 @@ def main(argv=None) -> int:
         resume = training_args.resume_from_checkpoint
         resume = {"true": True, "false": None}.get(str(resume).lower(), resume) if resume is not None else None
         if isinstance(resume, str) and not Path(resume).is_dir():
-            raise RecipeConfigError(f"resume_from_checkpoint {resume} is not a checkpoint folder: pass one, or true for the latest")
+            raise RecipeConfigError(
+                f"resume_from_checkpoint {resume} is not a checkpoint folder: pass one, or true for the latest"
+            )
         if script_args.early_stopping_patience:
-            if training_args.eval_strategy.value == "no" or training_args.save_strategy.value != training_args.eval_strategy.value:
-                raise RecipeConfigError("early_stopping_patience needs eval_strategy steps or epoch, and save_strategy equal to it")
-            if training_args.eval_strategy.value == "steps" and training_args.save_steps % training_args.eval_steps:
+            strategy = training_args.eval_strategy.value
+            if strategy == "no" or training_args.save_strategy.value != strategy:
+                raise RecipeConfigError(
+                    "early_stopping_patience needs eval_strategy steps or epoch, and save_strategy equal to it"
+                )
+            if strategy == "steps" and training_args.save_steps % training_args.eval_steps:
                 raise RecipeConfigError("early_stopping_patience needs save_steps to be a multiple of eval_steps")
             training_args.load_best_model_at_end, training_args.metric_for_best_model = True, "eval_loss"
             training_args.greater_is_better = False
@@ -124,19 +135,26 @@ def main(argv=None) -> int:
         )
         tokenizer = load_tokenizer(model_args)
         template = training_args.chat_template_path
-        if template and Path(template).is_file():  # TRL sets it too; we need it now for the baseline evaluation
+        if template and template.endswith((".jinja", ".j2")):  # TRL sets it too; the baseline evaluation needs it now
+            if not Path(template).is_file():
+                raise FileNotFoundError(f"chat_template_path {template} does not exist: pass a .jinja file or a model id")
             tokenizer.chat_template = Path(template).read_text()
-        if "messages" in data["train"].column_names and not tokenizer.chat_template and not template:
-            raise ValueError(f"{model_args.model_name_or_path} has no chat template for the messages dataset: pass chat_template_path")
+        first = data["train"][0]
+        conversational = "messages" in first or isinstance(first.get("prompt"), list)
+        if conversational and not tokenizer.chat_template and not template:
+            raise ValueError(
+                f"{model_args.model_name_or_path} has no chat template for a conversational dataset: pass chat_template_path"
+            )
         model = load_model(model_args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"sft.py: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # OSError: missing files, an unreachable Hub (transformers' messages)
+        print(f"sft.py: error: {(str(err).strip().splitlines() or [type(err).__name__])[0]}", file=sys.stderr)
         return 2
 
     trainer = SFTTrainer(
         model=model, args=training_args, train_dataset=data["train"], eval_dataset=data["validation"],
         processing_class=tokenizer, peft_config=get_peft_config(model_args, model, "CAUSAL_LM"),
-        callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)] if script_args.early_stopping_patience else None,
+        callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)]
+        if script_args.early_stopping_patience else None,
     )
     tokenizer = trainer.processing_class  # a chat template cloned from another model may have added tokens
     is_adapter = hasattr(trainer.model, "peft_config")
