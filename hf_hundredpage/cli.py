@@ -25,6 +25,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hf_hundredpage.evaluation",
         "perplexity and bits-per-byte of a model vs the n-gram baseline on a dataset",
     ),
+    "generate": (
+        "hf_hundredpage.generation",
+        "generate text from a model, HF model or adapter with the book's sampling controls (§5.4)",
+    ),
+    "merge-adapter": (
+        "hf_hundredpage.finetuning",
+        "merge a LoRA adapter into its base model and save a standalone model",
+    ),
     "publish": (
         "hf_hundredpage.hub",
         "upload a trained model folder to the Hugging Face Hub",

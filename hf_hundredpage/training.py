@@ -135,11 +135,28 @@ class HundredPageTrainer(Trainer):
         self.flops_per_token = flops_per_token
         self._throughput_mark: tuple[float, int] | None = None
         self._peak_flops: float | None = None
+        self.evaluation_seconds = 0.0  # time spent in evaluate() (and its sample generations) during the run
+        self.first_step: int | None = None  # global step this session started from (> 0 when resuming)
+        self.add_callback(_RecordFirstStep(self))
+
+    def evaluate(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self.evaluation_seconds += time.perf_counter() - start
+            if self._throughput_mark is not None:  # keep evaluation time out of the training throughput
+                mark_time, mark_step = self._throughput_mark
+                self._throughput_mark = (mark_time + time.perf_counter() - start, mark_step)
+
+    def training_throughput(self, wall_seconds: float) -> float:
+        """Tokens per second of this session's optimizer steps, evaluation time excluded."""
+        steps = self.state.global_step - (self.first_step or 0)
+        return steps * (self.tokens_per_step or 0) / max(wall_seconds - self.evaluation_seconds, 1e-9)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        for prefix in ("eval_", ""):
-            if f"{prefix}loss" in logs and prefix == "eval_":
-                logs[f"{prefix}perplexity"] = math.exp(min(logs[f"{prefix}loss"], 50.0))
+        if "eval_loss" in logs:
+            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
         if "loss" in logs and self.tokens_per_step:
             now, step = time.perf_counter(), self.state.global_step
             if self._throughput_mark is not None and step > self._throughput_mark[1]:
@@ -151,10 +168,6 @@ class HundredPageTrainer(Trainer):
                     logs["mfu"] = round(tokens_per_second * self.flops_per_token / self._peak_flops, 4)
             self._throughput_mark = (time.perf_counter(), step)
         super().log(logs, start_time)
-
-    def _inner_training_loop(self, *args, **kwargs):
-        self._throughput_mark = (time.perf_counter(), self.state.global_step)
-        return super()._inner_training_loop(*args, **kwargs)
 
     def _save_checkpoint(self, model, trial) -> None:
         run_dir = self._get_output_dir(trial=trial)
@@ -187,6 +200,17 @@ class HundredPageTrainer(Trainer):
                 use_mtime=False,
             )
         self.accelerator.wait_for_everyone()
+
+
+class _RecordFirstStep(TrainerCallback):
+    """Records the step a (possibly resumed) session starts from; `on_train_begin` sees the restored state."""
+
+    def __init__(self, trainer: HundredPageTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer.first_step = state.global_step
+        self.trainer._throughput_mark = (time.perf_counter(), state.global_step)
 
 
 class ThroughputProgressCallback(ProgressCallback):
@@ -222,6 +246,8 @@ class SampleGenerationCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         if not state.is_world_process_zero or model is None or not self.prompts:
             return
+        if self.samples and self.samples[-1]["step"] == state.global_step:
+            return  # the final evaluation of a run that just evaluated at this step
         entry = {"step": state.global_step, "samples": generate_samples(model, self.tokenizer, self.prompts, self.max_new_tokens)}
         self.samples.append(entry)
         for prompt, text in zip(self.prompts, entry["samples"]):

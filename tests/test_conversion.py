@@ -112,5 +112,5 @@ def test_cli_help_lists_subcommands(capsys):
     with pytest.raises(SystemExit):
         cli(["--help"])
     text = capsys.readouterr().out
-    for command in ("convert-book", "train-tokenizer", "evaluate", "publish"):
+    for command in ("convert-book", "train-tokenizer", "evaluate", "generate", "merge-adapter", "publish"):
         assert command in text
