@@ -48,7 +48,6 @@ from hf_hundredpage.finetuning import FinetuneModelArguments, get_peft_config, l
 from hf_hundredpage.training import format_table, plot_loss_curve, resolve_report_to, write_json
 
 METHODS = ("head", "generation")
-FAMILIES = {"hundredpage_transformer": "transformer", "hundredpage_rnn": "rnn"}
 
 
 @dataclass
@@ -73,39 +72,72 @@ class ClassifyArguments:
 
 @dataclass
 class ClassifyTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the truncation length, named as in TRL's `SFTConfig` / `RewardConfig`."""
+
     max_length: int = field(default=128, metadata={"help": "truncate texts (generation: prompt + label) to this many tokens"})
 
 
 def sft_config(training_args: TrainingArguments, **overrides):
-    """TRL's `SFTConfig` with every `TrainingArguments` value of `training_args` (generation route)."""
+    """TRL's `SFTConfig` with every `TrainingArguments` value of `training_args` (generation route).
+
+    Both routes parse one set of flags; `SFTConfig` cannot be parsed next to `FinetuneModelArguments` (both define
+    ``trust_remote_code``), so the generation route builds it from the parsed arguments.
+    """
     from trl import SFTConfig
 
     names = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
     values = {f.name: getattr(training_args, f.name) for f in dataclasses.fields(training_args) if f.init and f.name in names}
-    values.update(use_cpu=training_args.use_cpu or not torch.cuda.is_available(), **overrides)
-    return SFTConfig(**values)
+    return SFTConfig(**{**values, **overrides})
+
+
+def model_family(config) -> str:
+    """The model card's family: ``transformer`` / ``moe`` / ``rnn`` for the book's models, the model type otherwise."""
+    if config.model_type == "hundredpage_transformer":
+        return "moe" if (getattr(config, "num_local_experts", 0) or 0) > 1 else "transformer"
+    return config.model_type.removeprefix("hundredpage_")
+
+
+def build_parser() -> RecipeParser:
+    parser = RecipeParser((ClassifyArguments, FinetuneModelArguments, ClassifyTrainingArguments))
+    if not torch.cuda.is_available():
+        parser.set_defaults(use_cpu=True, bf16=False)
+    return parser
+
+
+def error(err: BaseException | str) -> int:
+    print(f"classify.py: error: {(str(err).strip().splitlines() or [''])[0]}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None) -> int:
-    parser = RecipeParser((ClassifyArguments, FinetuneModelArguments, ClassifyTrainingArguments))
     try:
-        script_args, model_args, training_args = parser.parse_recipe_args(argv)
+        script_args, model_args, training_args = build_parser().parse_recipe_args(argv)
         resume = training_args.resume_from_checkpoint
         resume = {"true": True, "false": None}.get(str(resume).lower(), resume) if resume is not None else None
+        if isinstance(resume, str) and not Path(resume).is_dir():
+            raise RecipeConfigError(
+                f"resume_from_checkpoint {resume} is not a checkpoint folder: pass one, or true for the latest"
+            )
         check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
         if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
             raise RecipeConfigError("a 4-/8-bit base model trains only through adapters: add --use_peft true")
-        if script_args.early_stopping_patience and training_args.eval_strategy.value == "no":
-            raise RecipeConfigError("early_stopping_patience needs evaluations: set eval_strategy to steps or epoch")
+        if script_args.early_stopping_patience and (
+            training_args.eval_strategy.value == "no" or training_args.save_strategy.value != training_args.eval_strategy.value
+        ):
+            raise RecipeConfigError("early_stopping_patience needs eval_strategy steps or epoch, and save_strategy equal to it")
+        if script_args.method == "generation" and "{text}" not in script_args.prompt_template:
+            raise RecipeConfigError(f"prompt_template {script_args.prompt_template!r} has no {{text}} placeholder for the text")
+        bow = BagOfWordsBaseline(vectorizer=script_args.bow_vectorizer, ngram_range=(1, script_args.bow_max_ngram),
+                                 random_state=training_args.seed)
         dataset, id2label, label2id = load_classification_dataset(
             script_args.dataset_name, script_args.dataset_config, text_column=script_args.text_column,
             label_column=script_args.label_column, validation_fraction=script_args.validation_fraction,
             test_fraction=script_args.test_fraction, seed=training_args.seed,
             max_train_samples=script_args.max_train_samples, max_eval_samples=script_args.max_eval_samples,
         )
-    except (ValueError, FileNotFoundError) as err:  # RecipeConfigError is a ValueError
-        print(f"classify.py: error: {err}", file=sys.stderr)
-        return 2
+        tokenizer = load_tokenizer(model_args)
+    except (ValueError, OSError) as err:  # RecipeConfigError is a ValueError, FileNotFoundError an OSError
+        return error(err)
 
     output_dir = Path(training_args.output_dir)
     if script_args.overwrite_output_dir and not resume and output_dir.is_dir() and training_args.process_index == 0:
@@ -120,13 +152,21 @@ def main(argv=None) -> int:
             training_args.metric_for_best_model, training_args.greater_is_better = "eval_loss", False
         callbacks.append(EarlyStoppingCallback(script_args.early_stopping_patience))
 
-    tokenizer = load_tokenizer(model_args)
+    try:
+        if script_args.method == "head":
+            model = load_model(model_args, task="sequence-classification", num_labels=len(id2label), id2label=id2label,
+                               label2id=label2id, pad_token_id=tokenizer.pad_token_id)
+        else:
+            sft_args = sft_config(training_args, completion_only_loss=True, packing=False,
+                                  trust_remote_code=model_args.trust_remote_code)
+            model = load_model(model_args, task="causal-lm")
+    except (ValueError, OSError) as err:  # a model that cannot be found or read, SFTConfig's own checks
+        return error(err)
+
     label_names = [id2label[i] for i in range(len(id2label))]
-    test_labels = dataset["test"]["label"]
+    test_labels = list(dataset["test"]["label"])
     start = time.perf_counter()
     if script_args.method == "head":
-        model = load_model(model_args, task="sequence-classification", num_labels=len(id2label), id2label=id2label,
-                           label2id=label2id, pad_token_id=tokenizer.pad_token_id)
         peft_config = get_peft_config(model_args, model, task_type="SEQ_CLS")
         if peft_config is not None:
             from peft import get_peft_model, prepare_model_for_kbit_training
@@ -149,23 +189,16 @@ def main(argv=None) -> int:
     else:
         from trl import SFTTrainer
 
-        model = load_model(model_args, task="causal-lm")
-        try:
-            args = sft_config(training_args, completion_only_loss=True, packing=False,
-                              trust_remote_code=model_args.trust_remote_code)
-        except ValueError as err:
-            print(f"classify.py: error: {str(err).strip().splitlines()[0]}", file=sys.stderr)
-            return 2
         prompts = to_prompt_completion(dataset, id2label, script_args.prompt_template)
         trainer = SFTTrainer(
-            model=model, args=args, train_dataset=prompts["train"], eval_dataset=prompts["validation"],
+            model=model, args=sft_args, train_dataset=prompts["train"], eval_dataset=prompts["validation"],
             processing_class=tokenizer, peft_config=get_peft_config(model_args, model, task_type="CAUSAL_LM"),
             callbacks=callbacks,
         )
         train_result = trainer.train(resume_from_checkpoint=resume)
         train_runtime = time.perf_counter() - start
         scores = trainer.evaluate(metric_key_prefix="validation")
-        predictions = generate_labels(trainer.model, tokenizer, prompts["test"]["prompt"],
+        predictions = generate_labels(trainer.model, tokenizer, list(prompts["test"]["prompt"]),
                                       max_new_tokens=script_args.max_new_tokens,
                                       batch_size=training_args.per_device_eval_batch_size)
         scores.update(classification_metrics([id2label[i] for i in test_labels], predictions, labels=label_names))
@@ -174,12 +207,12 @@ def main(argv=None) -> int:
     if not trainer.is_world_process_zero():
         return 0
 
-    bow = BagOfWordsBaseline(vectorizer=script_args.bow_vectorizer, ngram_range=(1, script_args.bow_max_ngram),
-                             random_state=training_args.seed).fit(dataset["train"]["text"], dataset["train"]["label"])
+    bow.fit(list(dataset["train"]["text"]), list(dataset["train"]["label"]))
     metrics = {
-        **{k: v for k, v in scores.items() if k.startswith(("eval_", "validation_")) and not k.endswith(("_runtime", "per_second"))},
-        **bow.evaluate(dataset["test"]["text"], test_labels, prefix="bow_eval_"),
-        **majority_class_metrics(dataset["train"]["label"], test_labels, prefix="majority_eval_"),
+        **{k: v for k, v in scores.items()
+           if k.startswith(("eval_", "validation_")) and not k.endswith(("_runtime", "per_second"))},
+        **bow.evaluate(list(dataset["test"]["text"]), test_labels, prefix="bow_eval_"),
+        **majority_class_metrics(list(dataset["train"]["label"]), test_labels, prefix="majority_eval_"),
         "method": script_args.method,
         "labels": label_names,
         "num_train_examples": len(dataset["train"]),
@@ -196,9 +229,6 @@ def main(argv=None) -> int:
     plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=f"classification ({script_args.method})")
 
     model_type = trainer.model.config.model_type
-    family = FAMILIES.get(model_type, model_type)
-    if family == "transformer" and getattr(trainer.model.config, "num_local_experts", None):
-        family = "moe"
     command = "accelerate launch recipes/classify.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     config = {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
               **{k: getattr(training_args, k) for k in ("num_train_epochs", "max_steps", "per_device_train_batch_size",
@@ -207,7 +237,8 @@ def main(argv=None) -> int:
         "Scores on the test split; the baselines are fitted on the same train split.", "",
         "| model | accuracy | macro F1 |", "|---|---|---|",
         f"| this model ({script_args.method}) | {metrics['eval_accuracy']:.4f} | {metrics['eval_macro_f1']:.4f} |",
-        f"| bag-of-words logistic regression (§2.1) | {metrics['bow_eval_accuracy']:.4f} | {metrics['bow_eval_macro_f1']:.4f} |",
+        f"| bag-of-words logistic regression (§2.1) | {metrics['bow_eval_accuracy']:.4f} "
+        f"| {metrics['bow_eval_macro_f1']:.4f} |",
         f"| majority class | {metrics['majority_eval_accuracy']:.4f} | {metrics['majority_eval_macro_f1']:.4f} |",
     ])
     labels = f"Label ids: {', '.join(f'{i} = `{name}`' for i, name in enumerate(label_names))}."
@@ -217,7 +248,8 @@ def main(argv=None) -> int:
         labels += (f" The adapter's base has no classification head: load it with `num_labels={len(label_names)}` "
                    "(and these `id2label` / `label2id`) before `PeftModel.from_pretrained`.")
     hub.write_model_card(
-        output_dir, model_name=training_args.hub_model_id or output_dir.name, task="classify", model_family=family,
+        output_dir, model_name=training_args.hub_model_id or output_dir.name, task="classify",
+        model_family=model_family(trainer.model.config),
         base_model=model_args.model_name_or_path, datasets=script_args.dataset_name, dataset_split="test",
         pipeline_tag="text-generation" if script_args.method == "generation" else "text-classification",
         metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
