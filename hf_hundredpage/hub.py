@@ -147,6 +147,7 @@ def write_model_card(
     metrics: dict[str, Any] | None = None,
     baseline_metrics: dict[str, Any] | None = None,
     baseline_name: str = "n-gram (Kneser-Ney)",
+    baseline_description: str | None = None,
     command: str | None = None,
     config: dict[str, Any] | None = None,
     hardware: str | None = None,
@@ -179,6 +180,8 @@ def write_model_card(
         baseline_metrics: the baseline's metrics, with or without the ``ngram_`` prefix; they complete the
             ``ngram_*`` keys of ``metrics``.
         baseline_name: how the baseline is named in the card.
+        baseline_description: one or two sentences under the metrics table saying what the baseline is; the
+            default describes the book's n-gram model (section 2.5) for ``pretrain`` and stays generic otherwise.
         command: the exact command line that trained the model.
         config: the training configuration, shown as YAML.
         hardware: a description of the hardware; detected from the current machine when None.
@@ -271,6 +274,7 @@ def write_model_card(
         has_baseline=any(row["baseline"] != "–" for row in rows),
         headline_metric=headline,
         baseline_name=baseline_name,
+        baseline_description=baseline_description or _default_baseline_description(task, baseline_name),
         dataset_split=dataset_split,
         eval_dataset=eval_dataset or "held-out text",
         loss_curve=loss_curve,
@@ -281,6 +285,15 @@ def write_model_card(
     card.content = card.content.rstrip("\n") + "\n"  # Jinja drops the template's final newline
     card.save(output_dir / "README.md")
     return card
+
+
+def _default_baseline_description(task: str, baseline_name: str) -> str:
+    if task == "pretrain":
+        return (
+            "The baseline is the count-based n-gram language model of the book's section 2.5, scored on the same "
+            "text; a neural model that does not beat it has learned little beyond local word statistics."
+        )
+    return f"The baseline ({baseline_name}) is scored on the same split with the same metrics."
 
 
 def _collect_metrics(

@@ -255,6 +255,8 @@ def main(argv=None) -> int:
         metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
         baseline_metrics={k[len("bow_"):]: v for k, v in metrics.items() if k.startswith("bow_eval_")},
         baseline_name="bag-of-words logistic regression", command=command, config=config,
+        baseline_description="The baseline is the book's section 2.1 classifier: a bag-of-words logistic regression "
+                             "trained on the same training split and scored on the same test split.",
         train_runtime=train_runtime, extra_sections={"Labels": labels, "Baselines": baselines},
     )
     print("\n" + format_table(

@@ -206,6 +206,7 @@ def main(argv=None) -> int:
         metrics={"eval_loss": metrics["eval_loss"], "test_exact_match": metrics["eval_exact_match"]},
         baseline_metrics={"eval_loss": metrics["base_eval_loss"], "test_exact_match": metrics["base_eval_exact_match"]},
         baseline_name="base model (before SFT)", command=command, config=config, train_runtime=train_runtime,
+        baseline_description="The baseline is the same model before finetuning, scored on the same splits.",
     )
     print("\n" + format_table(
         [("before SFT", f"{metrics['base_eval_loss']:.3f}", f"{metrics['base_eval_exact_match']:.3f}"),

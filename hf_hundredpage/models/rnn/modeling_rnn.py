@@ -55,13 +55,12 @@ class ElmanRecurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_states: torch.Tensor):
         h0, weight, states = ctx.saved_tensors
-        grad_states = grad_states.transpose(0, 1)
-        grad_z = torch.empty_like(states)
+        tanh_grad = 1 - states * states  # d tanh(z_t) / dz_t for every step at once
+        grad_z = grad_states.transpose(0, 1) * tanh_grad  # the part of dz_t that comes from h_t's own output
         weight_t = weight.t()
-        carry = torch.zeros_like(h0)  # dL/dh_{t} flowing back from step t+1
+        carry = torch.zeros_like(h0)  # dL/dh_t flowing back from step t+1, i.e. dz_{t+1} @ weight^T
         for t in range(states.shape[0] - 1, -1, -1):
-            h = states[t]
-            torch.mul(grad_states[t] + carry, 1 - h * h, out=grad_z[t])
+            torch.addcmul(grad_z[t], carry, tanh_grad[t], out=grad_z[t])
             carry = grad_z[t] @ weight_t
         previous = torch.cat((h0.unsqueeze(0), states[:-1]), dim=0)
         size = states.shape[-1]
