@@ -108,3 +108,14 @@ def check_output_dir(output_dir: str | os.PathLike, overwrite_output_dir: bool, 
             f"output_dir {path} is not empty: pass --overwrite_output_dir to replace it, "
             "--resume_from_checkpoint true to continue its run, or another --output_dir"
         )
+
+
+def resolve_resume(value) -> bool | str | None:
+    """`resume_from_checkpoint` as the Trainer takes it: ``"true"`` -> True (the latest checkpoint of
+    output_dir), ``"false"``/None -> None, a path -> the path, which must be a checkpoint folder."""
+    if value is None:
+        return None
+    resume = {"true": True, "false": None}.get(str(value).lower(), value)
+    if isinstance(resume, str) and not Path(resume).is_dir():
+        raise RecipeConfigError(f"resume_from_checkpoint {resume} is not a checkpoint folder: pass one, or true for the latest")
+    return resume

@@ -287,6 +287,13 @@ def write_model_card(
     return card
 
 
+def model_family(config) -> str:
+    """The model card's family: ``transformer`` / ``moe`` / ``rnn`` for the book's models, the model type otherwise."""
+    if config.model_type == "hundredpage_transformer":
+        return "moe" if (getattr(config, "num_local_experts", 0) or 0) > 1 else "transformer"
+    return config.model_type.removeprefix("hundredpage_")
+
+
 def _default_baseline_description(task: str, baseline_name: str) -> str:
     if task == "pretrain":
         return (

@@ -323,6 +323,21 @@ def format_table(rows: list[tuple], header: tuple) -> str:
     return "\n".join(lines)
 
 
+def prepare_run(training_args, *, overwrite_output_dir: bool, resume) -> bool:
+    """What every recipe does before building its trainer: clear `output_dir` when asked to overwrite it (main
+    process only), keep the Trainer itself off the Hub (the finished folder is published at the end), keep only the
+    installed loggers and seed everything. Returns whether the user asked to push to the Hub."""
+    from transformers import set_seed
+
+    output_dir = Path(training_args.output_dir)
+    if overwrite_output_dir and not resume and output_dir.is_dir() and training_args.process_index == 0:
+        shutil.rmtree(output_dir)
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
+    training_args.report_to = resolve_report_to(training_args.report_to)
+    set_seed(training_args.seed)
+    return push_to_hub
+
+
 def resolve_report_to(report_to: list[str] | str | None) -> list[str]:
     """Keep the requested loggers (TensorBoard, trackio, ...) that are installed; say which were dropped.
     An empty list means no logger."""

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
 import hf_hundredpage  # noqa: F401  (registers the book's models with the Auto classes)
 from hf_hundredpage import hub
@@ -43,9 +42,9 @@ from hf_hundredpage.classification import (
     majority_class_metrics,
     to_prompt_completion,
 )
-from hf_hundredpage.config import RecipeConfigError, RecipeParser, check_output_dir
+from hf_hundredpage.config import RecipeConfigError, RecipeParser, check_output_dir, resolve_resume
 from hf_hundredpage.finetuning import FinetuneModelArguments, get_peft_config, load_model, load_tokenizer
-from hf_hundredpage.training import format_table, plot_loss_curve, resolve_report_to, write_json
+from hf_hundredpage.training import format_table, plot_loss_curve, prepare_run, write_json
 
 METHODS = ("head", "generation")
 
@@ -90,13 +89,6 @@ def sft_config(training_args: TrainingArguments, **overrides):
     return SFTConfig(**{**values, **overrides})
 
 
-def model_family(config) -> str:
-    """The model card's family: ``transformer`` / ``moe`` / ``rnn`` for the book's models, the model type otherwise."""
-    if config.model_type == "hundredpage_transformer":
-        return "moe" if (getattr(config, "num_local_experts", 0) or 0) > 1 else "transformer"
-    return config.model_type.removeprefix("hundredpage_")
-
-
 def build_parser() -> RecipeParser:
     parser = RecipeParser((ClassifyArguments, FinetuneModelArguments, ClassifyTrainingArguments))
     if not torch.cuda.is_available():
@@ -112,12 +104,7 @@ def error(err: BaseException | str) -> int:
 def main(argv=None) -> int:
     try:
         script_args, model_args, training_args = build_parser().parse_recipe_args(argv)
-        resume = training_args.resume_from_checkpoint
-        resume = {"true": True, "false": None}.get(str(resume).lower(), resume) if resume is not None else None
-        if isinstance(resume, str) and not Path(resume).is_dir():
-            raise RecipeConfigError(
-                f"resume_from_checkpoint {resume} is not a checkpoint folder: pass one, or true for the latest"
-            )
+        resume = resolve_resume(training_args.resume_from_checkpoint)
         check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
         if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
             raise RecipeConfigError("a 4-/8-bit base model trains only through adapters: add --use_peft true")
@@ -139,12 +126,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as err:  # RecipeConfigError is a ValueError, FileNotFoundError an OSError
         return error(err)
 
+    push_to_hub = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
     output_dir = Path(training_args.output_dir)
-    if script_args.overwrite_output_dir and not resume and output_dir.is_dir() and training_args.process_index == 0:
-        shutil.rmtree(output_dir)
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we publish the finished folder ourselves
-    training_args.report_to = resolve_report_to(training_args.report_to)
-    set_seed(training_args.seed)
     callbacks = []
     if script_args.early_stopping_patience:
         training_args.load_best_model_at_end = True
@@ -249,7 +232,7 @@ def main(argv=None) -> int:
                    "(and these `id2label` / `label2id`) before `PeftModel.from_pretrained`.")
     hub.write_model_card(
         output_dir, model_name=training_args.hub_model_id or output_dir.name, task="classify",
-        model_family=model_family(trainer.model.config),
+        model_family=hub.model_family(trainer.model.config),
         base_model=model_args.model_name_or_path, datasets=script_args.dataset_name, dataset_split="test",
         pipeline_tag="text-generation" if script_args.method == "generation" else "text-classification",
         metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},

@@ -12,16 +12,15 @@ safetensors weights, config with `auto_map` and code files, tokenizer, generatio
 from __future__ import annotations
 
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transformers import AutoTokenizer, EarlyStoppingCallback, ProgressCallback, TrainingArguments, default_data_collator, set_seed
+from transformers import AutoTokenizer, EarlyStoppingCallback, ProgressCallback, TrainingArguments, default_data_collator
 
 from hf_hundredpage import hub
-from hf_hundredpage.config import RecipeConfigError, RecipeParser, check_output_dir
+from hf_hundredpage.config import RecipeConfigError, RecipeParser, check_output_dir, resolve_resume
 from hf_hundredpage.data import EMBEDDED_CORPUS, default_tokenizer_path, load_text_dataset, pack_dataset, pad_collator, sentence_dataset
 from hf_hundredpage.training import (
     HundredPageTrainer,
@@ -33,7 +32,7 @@ from hf_hundredpage.training import (
     format_table,
     model_flops_per_token,
     plot_loss_curve,
-    resolve_report_to,
+    prepare_run,
     weights_identical_across_ranks,
     write_json,
 )
@@ -59,10 +58,7 @@ def main(argv=None) -> int:
     parser = RecipeParser((PretrainArguments, ModelArguments, TrainingArguments))
     try:
         script_args, model_args, training_args = parser.parse_recipe_args(argv)
-        resume = training_args.resume_from_checkpoint
-        resume = {"true": True, "false": None}.get(str(resume).lower(), resume) if resume is not None else None
-        if isinstance(resume, str) and not Path(resume).is_dir():
-            raise RecipeConfigError(f"resume_from_checkpoint {resume} is not a checkpoint folder: pass one, or true for the latest")
+        resume = resolve_resume(training_args.resume_from_checkpoint)
         if script_args.streaming and training_args.max_steps <= 0:
             raise RecipeConfigError("streaming datasets have no length: set max_steps")
         check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
@@ -70,12 +66,8 @@ def main(argv=None) -> int:
         print(f"pretrain.py: error: {err}", file=sys.stderr)
         return 2
 
+    push_to_hub = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
     output_dir = Path(training_args.output_dir)
-    if script_args.overwrite_output_dir and not resume and output_dir.is_dir() and training_args.process_index == 0:
-        shutil.rmtree(output_dir)
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we publish the finished folder ourselves
-    training_args.report_to = resolve_report_to(training_args.report_to)
-    set_seed(training_args.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.tokenizer_name_or_path or model_args.model_name_or_path or default_tokenizer_path()

@@ -18,7 +18,6 @@ and after training), `predictions.json`, `loss_curve.png` and `README.md`.
 from __future__ import annotations
 
 import shlex
-import shutil
 import sys
 import time
 from collections import defaultdict
@@ -26,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import EarlyStoppingCallback, set_seed
+from transformers import EarlyStoppingCallback
 from trl import SFTConfig, SFTTrainer
 
 from hf_hundredpage import hub
-from hf_hundredpage.config import RecipeConfigError, RecipeParser, check_output_dir
+from hf_hundredpage.config import RecipeConfigError, RecipeParser, check_output_dir, resolve_resume
 from hf_hundredpage.data.instructions import BUILTIN_INSTRUCTIONS, load_instruction_dataset
 from hf_hundredpage.finetuning import (
     FinetuneModelArguments,
@@ -40,7 +39,7 @@ from hf_hundredpage.finetuning import (
     load_tokenizer,
     set_generation_stop_tokens,
 )
-from hf_hundredpage.training import format_table, plot_loss_curve, resolve_report_to, write_json
+from hf_hundredpage.training import format_table, plot_loss_curve, prepare_run, write_json
 
 
 @dataclass
@@ -81,13 +80,6 @@ def exact_match_by_task(result: dict, dataset) -> dict[str, float]:
     return {f"eval_exact_match_{task}": sum(v) / len(v) for task, v in sorted(hits.items())}
 
 
-def model_family(config) -> str:
-    """The model card's family: ``transformer`` / ``moe`` / ``rnn`` for the book's models, the model type otherwise."""
-    if config.model_type == "hundredpage_transformer":
-        return "moe" if (getattr(config, "num_local_experts", 0) or 0) > 1 else "transformer"
-    return config.model_type.removeprefix("hundredpage_")
-
-
 def build_parser() -> RecipeParser:
     parser = RecipeParser((SFTScriptArguments, FinetuneModelArguments, SFTRecipeConfig))
     if not torch.cuda.is_available():  # TRL defaults to bf16 and gradient checkpointing, both wrong on a CPU
@@ -100,12 +92,7 @@ def main(argv=None) -> int:
     try:
         script_args, model_args, training_args = parser.parse_recipe_args(argv)
         training_args.trust_remote_code = model_args.trust_remote_code
-        resume = training_args.resume_from_checkpoint
-        resume = {"true": True, "false": None}.get(str(resume).lower(), resume) if resume is not None else None
-        if isinstance(resume, str) and not Path(resume).is_dir():
-            raise RecipeConfigError(
-                f"resume_from_checkpoint {resume} is not a checkpoint folder: pass one, or true for the latest"
-            )
+        resume = resolve_resume(training_args.resume_from_checkpoint)
         if script_args.early_stopping_patience:
             strategy = training_args.eval_strategy.value
             if strategy == "no" or training_args.save_strategy.value != strategy:
@@ -121,12 +108,8 @@ def main(argv=None) -> int:
         print(f"sft.py: error: {err}", file=sys.stderr)
         return 2
 
+    push_to_hub = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
     output_dir = Path(training_args.output_dir)
-    if script_args.overwrite_output_dir and not resume and output_dir.is_dir() and training_args.process_index == 0:
-        shutil.rmtree(output_dir)
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we publish the finished folder ourselves
-    training_args.report_to = resolve_report_to(training_args.report_to)
-    set_seed(training_args.seed)
     try:
         data = load_instruction_dataset(
             script_args.dataset_name, script_args.dataset_config, instruction_column=script_args.instruction_column,
@@ -201,7 +184,7 @@ def main(argv=None) -> int:
                  "learning_rate", "max_length", "packing", "assistant_only_loss", "completion_only_loss", "seed")}}
     hub.write_model_card(
         output_dir, model_name=training_args.hub_model_id or output_dir.name,
-        task="qlora" if model_args.load_in_4bit and is_adapter else "sft", model_family=model_family(base.config),
+        task="qlora" if model_args.load_in_4bit and is_adapter else "sft", model_family=hub.model_family(base.config),
         base_model=model_args.model_name_or_path, datasets=script_args.dataset_name,
         metrics={"eval_loss": metrics["eval_loss"], "test_exact_match": metrics["eval_exact_match"]},
         baseline_metrics={"eval_loss": metrics["base_eval_loss"], "test_exact_match": metrics["base_eval_exact_match"]},
