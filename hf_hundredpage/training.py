@@ -335,7 +335,30 @@ def prepare_run(training_args, *, overwrite_output_dir: bool, resume) -> bool:
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     training_args.report_to = resolve_report_to(training_args.report_to)
     set_seed(training_args.seed)
+    set_cpu_threads(training_args)
     return push_to_hub
+
+
+def set_cpu_threads(training_args) -> int:
+    """Give a single CPU training process every core it may run on.
+
+    `accelerate launch` without `--num_cpu_threads_per_process` sets `OMP_NUM_THREADS=1` in its child, which halves
+    a 2-core laptop's throughput for the one-process quickstart. For one process on CPU launched that way, torch gets
+    all the cores of this process's affinity mask; `HF_HUNDREDPAGE_NUM_THREADS=N` sets the count explicitly.
+    Multi-process runs keep the launcher's split of the cores. Returns the thread count in use.
+    """
+    requested = os.environ.get("HF_HUNDREDPAGE_NUM_THREADS")
+    if requested:
+        torch.set_num_threads(int(requested))
+    elif (
+        training_args.world_size == 1
+        and training_args.device.type == "cpu"
+        and "ACCELERATE_MIXED_PRECISION" in os.environ  # set by `accelerate launch` for its child process
+    ):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if torch.get_num_threads() < cores:
+            torch.set_num_threads(cores)
+    return torch.get_num_threads()
 
 
 def resolve_report_to(report_to: list[str] | str | None) -> list[str]:
