@@ -336,6 +336,8 @@ def prepare_run(training_args, *, overwrite_output_dir: bool, resume) -> bool:
     training_args.report_to = resolve_report_to(training_args.report_to)
     set_seed(training_args.seed)
     set_cpu_threads(training_args)
+    if training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # pinned memory only serves copies to an accelerator
     return push_to_hub
 
 
