@@ -24,6 +24,7 @@ import os
 import platform
 import re
 import struct
+import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +40,14 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "model_card_template.md"
+def _find_model_card_template() -> Path:
+    """`model_cards/` of the source checkout (editable installs), else the copy a wheel installs as data files."""
+    name = Path("model_cards") / "model_card_template.md"
+    candidates = [Path(__file__).resolve().parent.parent / name, Path(sys.prefix) / "share" / "hf_hundredpage" / name]
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+MODEL_CARD_TEMPLATE = _find_model_card_template()
 
 # Never uploaded: intermediate Trainer checkpoints, TensorBoard logs, temporary and byte-compiled files.
 # `filter_repo_objects` matches these with fnmatch on paths relative to the folder ("*" also matches "/").

@@ -591,3 +591,16 @@ def test_maybe_push_to_hub(trained_folder, fake_hub, tmp_path):
     args.hub_model_id, args.hub_revision = "someone/renamed", "v1"
     hub.maybe_push_to_hub(folder, args)
     assert fake_hub.repos[-1][0] == "someone/renamed" and fake_hub.commits[-1]["revision"] == "v1"
+
+
+def test_wheel_installs_the_model_card_template():
+    """model_cards/ is top-level (the product layout), so a wheel ships it as data files where hub.py looks."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    repo = Path(__file__).resolve().parents[1]
+    data_files = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    patterns = data_files["share/hf_hundredpage/model_cards"]
+    assert any(fnmatch.fnmatch("model_cards/model_card_template.md", pattern) for pattern in patterns)
+    assert hub.MODEL_CARD_TEMPLATE.is_file()
