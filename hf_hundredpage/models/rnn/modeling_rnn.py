@@ -84,8 +84,11 @@ class HundredPageRNNLayer(GradientCheckpointingLayer):
         self.hidden_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
 
     def recurrent_matrix(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """`U` such that the recurrence is `h @ U`, read through `hidden_proj` itself (`eye @ W^T = W^T`), so that
-        a PEFT adapter or a quantized weight on `hidden_proj` is applied exactly as in a forward call."""
+        """`U` such that the recurrence is `h @ U`: `hidden_proj.weight.T` for a plain `nn.Linear`; for a wrapped
+        one (a PEFT adapter, a bitsandbytes layer) it is read through the module itself (`eye @ W^T = W^T`), so the
+        adapter or the quantized weight applies exactly as in a forward call."""
+        if type(self.hidden_proj) is nn.Linear:
+            return self.hidden_proj.weight.t().to(dtype)
         return self.hidden_proj(torch.eye(self.hidden_size, dtype=dtype, device=device))
 
     def forward(
