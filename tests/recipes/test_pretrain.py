@@ -152,3 +152,14 @@ def test_two_process_cpu_ddp_ends_with_identical_weights(tmp_path):
     assert metrics["world_size"] == 2 and metrics["weights_identical_across_ranks"] is True
     # Two ranks of 4 sequences each: 8 sequences per optimizer step.
     assert metrics["train_tokens"] == 6 * 2 * 4 * 32
+
+
+def test_early_stopping_on_validation_loss(tmp_path):
+    out = tmp_path / "early"
+    args = ["--config", str(TINY), "--output_dir", str(out), "--disable_tqdm", "true", "--max_steps", "30",
+            "--eval_steps", "2", "--save_steps", "2", "--learning_rate", "0", "--warmup_steps", "0",
+            "--early_stopping_patience", "1"]
+    assert pretrain.main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # lr 0: the loss never improves, so the run stops at the second evaluation (patience 1), not at step 30.
+    assert metrics["train_steps"] == 4
