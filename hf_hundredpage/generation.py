@@ -362,6 +362,16 @@ def _generation_kwargs(args: argparse.Namespace) -> dict:
     return kwargs
 
 
+def encode_text_prompt(tokenizer, text: str) -> torch.Tensor:
+    """`(1, T)` ids of a plain-text prompt, started like a pretraining document (`pack_dataset(add_bos=True)`):
+    with the tokenizer's BOS token when it has one and the text does not already begin with it."""
+    input_ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and (input_ids.shape[1] == 0 or input_ids[0, 0] != bos):
+        input_ids = torch.cat([torch.tensor([[bos]], dtype=input_ids.dtype), input_ids], dim=1)
+    return input_ids
+
+
 def _encode_prompt(tokenizer, args: argparse.Namespace, model_name: str) -> dict:
     if args.system is not None and not args.chat:
         raise ValueError("--system needs --chat (the system message goes through the chat template)")
@@ -373,12 +383,7 @@ def _encode_prompt(tokenizer, args: argparse.Namespace, model_name: str) -> dict
         return dict(
             tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")
         )
-    # Plain text starts like a pretraining document (`pack_dataset(add_bos=True)`): with the BOS token.
-    encoding = tokenizer(args.prompt, return_tensors="pt")
-    input_ids = encoding["input_ids"]
-    bos = tokenizer.bos_token_id
-    if bos is not None and (input_ids.shape[1] == 0 or input_ids[0, 0] != bos):
-        input_ids = torch.cat([torch.tensor([[bos]], dtype=input_ids.dtype), input_ids], dim=1)
+    input_ids = encode_text_prompt(tokenizer, args.prompt)
     if input_ids.shape[1] == 0:
         raise ValueError("--prompt is empty and the tokenizer has no BOS token to start from: pass some text")
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, ProgressCallback, Trainer, TrainerCallback
 
+from .generation import encode_text_prompt
 from .models import HundredPageRNNConfig, HundredPageRNNForCausalLM, HundredPageTransformerConfig, HundredPageTransformerForCausalLM
 
 ARCHITECTURE_KEYS = {
@@ -260,9 +261,7 @@ def generate_samples(model, tokenizer, prompts: list[str], max_new_tokens: int =
     model.eval()
     texts = []
     for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
-        if tokenizer.bos_token_id is not None and (ids.shape[1] == 0 or ids[0, 0] != tokenizer.bos_token_id):
-            ids = torch.cat([torch.tensor([[tokenizer.bos_token_id]], device=ids.device), ids], dim=1)
+        ids = encode_text_prompt(tokenizer, prompt).to(model.device)
         out = model.generate(
             ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,

@@ -39,13 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 ALL_BLOCK_LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two threads are 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -38,13 +38,7 @@ BASELINE_KEYS = {"eval_accuracy", "eval_macro_f1", "bow_eval_accuracy", "bow_eva
 DATA_ARGS = {"dataset_name": "builtin:emotions", "seed": 42}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two threads are much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
