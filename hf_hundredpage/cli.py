@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "merge a LoRA adapter into its base model and save a standalone model",
     ),
     "publish": (
-        "hf_hundredpage.hub",
+        "hf_hundredpage.hub.publish",
         "upload a trained model folder to the Hugging Face Hub",
     ),
 }

@@ -238,7 +238,7 @@ def _resolve_adapter_base(adapter_dir: str) -> str:
 def load_for_generation(model_name_or_path: str, *, trust_remote_code: bool = False, dtype=None):
     """A causal LM and its tokenizer, ready for `generate()`: a full model folder (or Hub id) or a PEFT adapter.
 
-    A folder with an `adapter_config.json` is a PEFT adapter (e.g. the output of LoRA finetuning, book §5.3): the
+    A folder with an `adapter_config.json` is a PEFT adapter (e.g. the output of LoRA finetuning, book §5.5): the
     base model named by its `base_model_name_or_path` is loaded first, then the adapter on top of it with
     `peft.PeftModel.from_pretrained`. The tokenizer comes from the folder when it has one, else from the base.
     The book's model types resolve through the Auto classes without remote code, since importing this module

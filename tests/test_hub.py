@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from hf_hundredpage import cli, hub
+from hf_hundredpage.hub import cards
 
 
 WORDS = "once upon a time there was a tiny language model that read the book and learned to write".split()
@@ -364,7 +365,7 @@ def test_adapter_folder_card_and_quick_start(llama_folder, tmp_path):
     # The parameter count comes from the safetensors header: compare with PEFT's own count.
     loaded = peft.PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(llama_folder), adapter)
     trainable = sum(p.numel() for name, p in loaded.named_parameters() if "lora_" in name)
-    assert hub._count_parameters(adapter) == trainable
+    assert cards._count_parameters(adapter) == trainable
     assert f"It has {trainable} adapter parameters." in card.text
     assert run_snippet(python_block(card.text)).startswith("once upon a time")
 
@@ -372,7 +373,7 @@ def test_adapter_folder_card_and_quick_start(llama_folder, tmp_path):
 def test_parameter_count_matches_the_model(tmp_path):
     model = save_tiny_llama(tmp_path / "sharded", max_shard_size="8KB")
     assert len(list((tmp_path / "sharded").glob("model-*.safetensors"))) > 1
-    assert hub._count_parameters(tmp_path / "sharded") == sum(p.numel() for p in model.parameters())
+    assert cards._count_parameters(tmp_path / "sharded") == sum(p.numel() for p in model.parameters())
 
 
 def test_hardware_detection(monkeypatch):
@@ -392,7 +393,7 @@ def test_hardware_detection(monkeypatch):
     "seconds, expected", [(42.34, "42.3 s"), (125, "2 min 05 s"), (3600, "1 h 00 min"), (4000.5, "1 h 06 min")]
 )
 def test_format_duration(seconds, expected):
-    assert hub._format_duration(seconds) == expected
+    assert cards._format_duration(seconds) == expected
 
 
 # ----------------------------------------------------------------------------------------------- loadable folder

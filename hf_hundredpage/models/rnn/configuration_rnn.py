@@ -12,7 +12,7 @@ class HundredPageRNNConfig(PreTrainedConfig):
     r"""
     Configuration of [`HundredPageRNNModel`], the Elman RNN language model of the book's chapter 3 (notebook
     `news_RNN_language_model`). The defaults reproduce the notebook: an embedding whose size is also the hidden
-    size, `num_hidden_layers` stacked Elman units `h_t = tanh(x_t W + h_{t-1} U + b)` (book §3.2), and an output
+    size, `num_hidden_layers` stacked Elman units `h_t = tanh(x_t W + h_{t-1} U + b)` (book §3.1), and an output
     projection with a bias.
 
     Book name -> field: `emb_dim` -> `hidden_size`, `num_layers` -> `num_hidden_layers`,

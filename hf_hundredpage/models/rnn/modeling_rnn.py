@@ -1,8 +1,8 @@
 """The Elman RNN language model of *The Hundred-Page Language Models Book*, chapter 3, as a `transformers` model.
 
-Reads top to bottom: the recurrence (book §3.2) -> one Elman unit -> the stacked model -> heads. Each unit keeps
-its two matrices as `nn.Linear` layers (`input_proj`: the book's `W` and `b`; `hidden_proj`: the book's `U`), so
-PEFT can target them and bitsandbytes can quantize them. The input projection of a whole sequence is one matrix
+Reads top to bottom: the recurrence (book §3.1) -> one Elman unit (§3.3) -> the stacked model -> heads. Each unit
+keeps its two matrices as `nn.Linear` layers (`input_proj`: the book's `W` and `b`; `hidden_proj`: the book's `U`),
+so PEFT can target them and bitsandbytes can quantize them. The input projection of a whole sequence is one matrix
 product; only `h_{t-1} U` is sequential, and it runs in a recurrence with a hand-written backward pass (BPTT)
 instead of autograd over a Python loop of small ops. The hidden state travels in transformers' `DynamicCache`
 (recurrent-state layers), so each generated token costs the same whatever the context length.
@@ -33,7 +33,7 @@ from .configuration_rnn import HundredPageRNNConfig
 
 
 class ElmanRecurrence(torch.autograd.Function):
-    """`h_t = tanh(a_t + h_{t-1} @ weight)` for t = 0..T-1, where `a_t = x_t W + b` is precomputed (book §3.2).
+    """`h_t = tanh(a_t + h_{t-1} @ weight)` for t = 0..T-1, where `a_t = x_t W + b` is precomputed (book §3.1).
 
     Forward: one `addmm` and one in-place `tanh` per step. Backward: back-propagation through time written out,
     one `mm` per step plus a single large product for the gradient of `weight`:
@@ -69,7 +69,7 @@ class ElmanRecurrence(torch.autograd.Function):
 
 
 class HundredPageRNNLayer(GradientCheckpointingLayer):
-    """One Elman unit (book §3.2): `h_t = tanh(x_t W + h_{t-1} U + b)` over a whole sequence.
+    """One Elman unit (book §3.1, §3.3): `h_t = tanh(x_t W + h_{t-1} U + b)` over a whole sequence.
 
     `input_proj.weight` is the book's `Wh.T` and `input_proj.bias` its `b`; `hidden_proj.weight` is `Uh.T`.
     Positions where `attention_mask` is 0 get a zero pre-activation, so a left-padded row keeps `h = 0` until
@@ -153,7 +153,7 @@ class HundredPageRNNPreTrainedModel(PreTrainedModel):
 
 
 class HundredPageRNNModel(HundredPageRNNPreTrainedModel):
-    """Token embeddings followed by `num_hidden_layers` stacked Elman units (book §3.3)."""
+    """Token embeddings (book §3.5) followed by `num_hidden_layers` stacked Elman units (§3.3)."""
 
     def __init__(self, config: HundredPageRNNConfig):
         super().__init__(config)
@@ -222,7 +222,7 @@ class HundredPageRNNModel(HundredPageRNNPreTrainedModel):
 
 
 class HundredPageRNNForCausalLM(HundredPageRNNPreTrainedModel, GenerationMixin):
-    """The RNN language model (book §3.3): logits at t are `fc(h_{L-1}[t])`, `fc` (here `lm_head`) with a bias."""
+    """The RNN language model (book §3.4): logits at t are `fc(h_{L-1}[t])`, `fc` (here `lm_head`) with a bias."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 

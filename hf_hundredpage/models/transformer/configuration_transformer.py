@@ -14,9 +14,10 @@ class HundredPageTransformerConfig(PreTrainedConfig):
     (notebook `news_decoder_language_model`). The defaults reproduce the notebook's architecture exactly:
 
     - per-head rotary position embedding on *interleaved* pairs of dimensions (0/1, 2/3, ...) with base 10000
-      (book §4.2);
-    - RMSNorm with a learned scale and epsilon 1e-8 before attention and before the MLP (book §4.4);
-    - multi-head attention without biases, MLP of width 4x with ReLU and biases, residual connections (§4.3-4.5);
+      (book §4.4);
+    - RMSNorm with a learned scale and epsilon 1e-8 before attention and before the MLP (book §4.7);
+    - multi-head attention without biases (§4.5), MLP of width 4x with ReLU and biases (§4.3), residual connections
+      (§4.6);
     - no final norm, an untied output projection, and a padding row in the embedding at `pad_token_id`.
 
     Modern choices are options, never silent changes: `num_key_value_heads` (grouped-query attention),
@@ -36,7 +37,7 @@ class HundredPageTransformerConfig(PreTrainedConfig):
         num_key_value_heads (`int`, *optional*): key/value heads for grouped-query attention; defaults to
             `num_attention_heads` (plain multi-head attention, as in the book).
         head_dim (`int`, *optional*): per-head width, defaults to `hidden_size // num_attention_heads`.
-        intermediate_size (`int`, *optional*): MLP width, defaults to `4 * hidden_size` (book §4.5).
+        intermediate_size (`int`, *optional*): MLP width, defaults to `4 * hidden_size` (book §4.3).
         hidden_act (`str`, defaults to `"relu"`): MLP activation (any key of `transformers.activations.ACT2FN`).
         gated_mlp (`bool`, defaults to `False`): add a `gate_proj` and compute `down(act(gate(x)) * up(x))`.
         mlp_bias (`bool`, defaults to `True`): biases in the MLP linears (the book has them).

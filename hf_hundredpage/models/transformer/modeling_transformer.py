@@ -1,7 +1,7 @@
 """The decoder transformer of *The Hundred-Page Language Models Book*, chapter 4, as a `transformers` model.
 
-Reads top to bottom like `modeling_llama.py`: RMSNorm (book §4.4) -> rotary embedding (§4.2) -> MLP (§4.5) ->
-attention (§4.3) -> decoder block (§4.5) -> model -> heads. Attention goes through transformers' attention
+Reads top to bottom like `modeling_llama.py`: RMSNorm (book §4.7) -> rotary embedding (§4.4) -> MLP (§4.3) ->
+attention (§4.2, §4.5) -> decoder block (§4.1) -> model -> heads. Attention goes through transformers' attention
 interface (sdpa by default, eager, flex, flash when installed) and the KV cache through transformers' `Cache`.
 This folder imports nothing from the rest of `hf_hundredpage`, so `trust_remote_code` users get working code.
 """
@@ -33,7 +33,7 @@ from .configuration_transformer import HundredPageTransformerConfig
 
 
 class HundredPageRMSNorm(nn.Module):
-    """RMSNorm (book §4.4): `x / sqrt(mean(x**2) + eps) * weight`; the book calls `weight` `scale`."""
+    """RMSNorm (book §4.7): `x / sqrt(mean(x**2) + eps) * weight`; the book calls `weight` `scale`."""
 
     def __init__(self, hidden_size: int, eps: float = 1e-8) -> None:
         super().__init__()
@@ -52,7 +52,7 @@ class HundredPageRMSNorm(nn.Module):
 
 
 class HundredPageRotaryEmbedding(nn.Module):
-    """Rotary position embedding (book §4.2): position `p`, pair `j` rotated by the angle `p * theta**(-2j/d)`.
+    """Rotary position embedding (book §4.4): position `p`, pair `j` rotated by the angle `p * theta**(-2j/d)`.
 
     Returns `cos` and `sin` of shape `(batch, seq, head_dim)`, laid out for the pairing the config asks for:
     interleaved pairs (2j, 2j+1) as in the book, or Llama's half split (j, j + d/2).
@@ -94,14 +94,14 @@ def rotate_interleaved(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary_pos_emb(q, k, cos, sin, interleaved: bool = True, unsqueeze_dim: int = 1):
-    """Rotates queries and keys: `(a, b) -> (a cos - b sin, a sin + b cos)` for every pair (book §4.2)."""
+    """Rotates queries and keys: `(a, b) -> (a cos - b sin, a sin + b cos)` for every pair (book §4.4)."""
     cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
     rotate = rotate_interleaved if interleaved else rotate_half
     return (q * cos) + (rotate(q) * sin), (k * cos) + (rotate(k) * sin)
 
 
 class HundredPageMLP(nn.Module):
-    """Position-wise MLP (book §4.5): `down(act(up(x)))`, or SwiGLU-style `down(act(gate(x)) * up(x))`."""
+    """Position-wise MLP (book §4.3): `down(act(up(x)))`, or SwiGLU-style `down(act(gate(x)) * up(x))`."""
 
     def __init__(self, config: HundredPageTransformerConfig):
         super().__init__()
@@ -137,7 +137,7 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs: Unpack[TransformersKwargs],
 ):
-    """The book's attention written out (§4.3): `softmax(q k^T / sqrt(d) + mask) v`."""
+    """The book's attention written out (§4.2): `softmax(q k^T / sqrt(d) + mask) v`."""
     key_states = repeat_kv(key, module.num_key_value_groups)
     value_states = repeat_kv(value, module.num_key_value_groups)
 
@@ -153,7 +153,7 @@ def eager_attention_forward(
 
 
 class HundredPageAttention(nn.Module):
-    """Causal multi-head self-attention with RoPE (book §4.3), optionally grouped-query.
+    """Causal multi-head self-attention with RoPE (book §4.5), optionally grouped-query.
 
     The book keeps one `W_Q`, `W_K`, `W_V` per head; here the heads of each are stacked into one `nn.Linear`
     (`q_proj` holds the book's per-head `W_Q` matrices side by side, in head order), which computes the same
@@ -216,7 +216,7 @@ class HundredPageAttention(nn.Module):
 
 
 class HundredPageDecoderLayer(GradientCheckpointingLayer):
-    """Pre-norm decoder block (book §4.5): `x + attn(norm1(x))`, then `x + mlp(norm2(x))`."""
+    """Pre-norm decoder block (book §4.1): `x + attn(norm1(x))`, then `x + mlp(norm2(x))`."""
 
     def __init__(self, config: HundredPageTransformerConfig, layer_idx: int):
         super().__init__()
@@ -290,7 +290,7 @@ class HundredPageTransformerPreTrainedModel(PreTrainedModel):
 
 
 class HundredPageTransformerModel(HundredPageTransformerPreTrainedModel):
-    """The stack of decoder blocks over the token embeddings (book §4.5), without the output projection."""
+    """The stack of decoder blocks over the token embeddings (book §4.1), without the output projection."""
 
     def __init__(self, config: HundredPageTransformerConfig):
         super().__init__(config)
@@ -359,7 +359,7 @@ class HundredPageTransformerModel(HundredPageTransformerPreTrainedModel):
 
 
 class HundredPageTransformerForCausalLM(HundredPageTransformerPreTrainedModel, GenerationMixin):
-    """The language model (book §4.6): the decoder stack and an output projection to the vocabulary.
+    """The language model (book §4.9): the decoder stack and an output projection to the vocabulary.
 
     The book's untied `output` parameter (shape `(E, V)`, used as `x @ output`) is `lm_head.weight.T`.
     """
