@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "train a byte-level BPE tokenizer (book §2.3) and save it as a PreTrainedTokenizerFast",
     ),
     "evaluate": (
-        "hf_hundredpage.evaluation",
+        "hf_hundredpage.evaluation.lm",
         "perplexity and bits-per-byte of a model vs the n-gram baseline on a dataset",
     ),
     "generate": (
@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "generate text from a model, HF model or adapter with the book's sampling controls (§5.4)",
     ),
     "merge-adapter": (
-        "hf_hundredpage.finetuning",
+        "hf_hundredpage.finetuning.adapters",
         "merge a LoRA adapter into its base model and save a standalone model",
     ),
     "publish": (

@@ -37,7 +37,9 @@ import os
 import sys
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+
+from .paths import looks_like_local_path, resolve_model_path
 
 
 __all__ = [
@@ -209,10 +211,6 @@ def _has_tokenizer(folder: str) -> bool:
     return any(os.path.isfile(os.path.join(folder, name)) for name in _TOKENIZER_FILES)
 
 
-def _looks_like_path(name: str) -> bool:
-    return os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name) or name.count("/") > 1
-
-
 def _resolve_adapter_base(adapter_dir: str) -> str:
     """`base_model_name_or_path` of an adapter folder; a relative path is tried from the adapter folder too."""
     with open(os.path.join(adapter_dir, "adapter_config.json"), encoding="utf-8") as f:
@@ -227,7 +225,7 @@ def _resolve_adapter_base(adapter_dir: str) -> str:
     beside = os.path.normpath(os.path.join(adapter_dir, base))
     if not os.path.isabs(base) and os.path.isdir(beside):
         return beside
-    if _looks_like_path(base):
+    if looks_like_local_path(base):
         raise FileNotFoundError(
             f"base model {base} of adapter {adapter_dir} does not exist: fix `base_model_name_or_path` in its "
             "adapter_config.json"
@@ -255,11 +253,7 @@ def load_for_generation(model_name_or_path: str, *, trust_remote_code: bool = Fa
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    name = os.path.expanduser(os.fspath(model_name_or_path))
-    if _looks_like_path(name) and not os.path.isdir(name):
-        raise FileNotFoundError(
-            f"model folder {name} does not exist: pass a folder written by save_pretrained or a Hub id"
-        )
+    name = resolve_model_path(os.path.expanduser(os.fspath(model_name_or_path)))
     load_kwargs = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         load_kwargs["dtype"] = dtype
@@ -360,6 +354,92 @@ def _generation_kwargs(args: argparse.Namespace) -> dict:
         if getattr(args, flag) is not None:
             kwargs[flag] = getattr(args, flag)
     return kwargs
+
+
+def chat_turn_end(tokenizer: PreTrainedTokenizerBase) -> tuple[int | None, str]:
+    """The token id that ends an assistant turn in the tokenizer's chat template, and the plain text that the
+    template puts between the answer and that token (book §5.3).
+
+    The template is rendered on a one-turn conversation; the first special token after the assistant's answer is
+    the stop token (``<|eos|>`` for the book's tokenizer, ``<|im_end|>`` for ChatML, ``<|eot_id|>`` for Llama 3).
+    `generate()` only stops on it when ``generation_config.eos_token_id`` contains it. Without a chat template, or
+    when no special token follows the answer, the tokenizer's EOS token (and an empty text) is returned.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return tokenizer.eos_token_id, ""
+    sentinel = "QZXJV-42"
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": sentinel}], tokenize=False
+    )
+    if sentinel not in rendered:
+        return tokenizer.eos_token_id, ""
+    after = rendered[rendered.index(sentinel) + len(sentinel):]
+    special = {tokenizer.convert_ids_to_tokens(i): i for i in tokenizer.all_special_ids}
+    special.update({t.content: i for i, t in tokenizer.added_tokens_decoder.items() if t.special})
+    first = min(((after.find(text), text) for text in special if text and text in after), default=None)
+    if first is None:
+        return tokenizer.eos_token_id, ""
+    position, text = first
+    return special[text], after[:position]
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The end-of-turn token of the chat template, then the tokenizer's EOS token when it is another one."""
+    turn_end, _ = chat_turn_end(tokenizer)
+    ids = [i for i in (turn_end, tokenizer.eos_token_id) if i is not None]
+    return list(dict.fromkeys(ids))
+
+
+def set_generation_stop_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Write the chat template's end-of-turn token (and EOS) into ``generation_config.eos_token_id`` and the pad
+    token into ``pad_token_id``, so `generate()` on the saved model stops where training taught it to."""
+    ids = stop_token_ids(tokenizer)
+    model.generation_config.eos_token_id = ids[0] if len(ids) == 1 else ids
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return ids
+
+
+@torch.no_grad()
+def greedy_complete(
+    model, prompts: list[list[int]], *, max_new_tokens: int, stop_ids: list[int], pad_token_id: int | None = None,
+    batch_size: int = 32,
+) -> list[tuple[list[int], bool]]:
+    """Greedy continuations of token-id prompts: the one greedy loop behind exact match, label generation and the
+    training samples.
+
+    Prompts are batched by length, so no padding is involved and the result is the same for every architecture (the
+    RNN included) and batch size. Each continuation is cut before its first stop token.
+
+    Returns:
+        For each prompt, in order, ``(new_token_ids, stopped)``; ``stopped`` says whether a stop token ended it.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1.")
+    by_length: dict[int, list[int]] = {}
+    for index, ids in enumerate(prompts):
+        by_length.setdefault(len(ids), []).append(index)
+    pad_token_id = pad_token_id if pad_token_id is not None else (stop_ids[0] if stop_ids else None)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results: list[tuple[list[int], bool] | None] = [None] * len(prompts)
+    try:
+        for length in sorted(by_length):
+            group = by_length[length]
+            for start in range(0, len(group), batch_size):
+                chunk = group[start : start + batch_size]
+                input_ids = torch.tensor([prompts[i] for i in chunk], device=device)
+                output = model.generate(
+                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                    do_sample=False, num_beams=1, pad_token_id=pad_token_id,
+                    eos_token_id=(stop_ids[0] if len(stop_ids) == 1 else stop_ids) or None,
+                )
+                for index, row in zip(chunk, output[:, length:].tolist()):
+                    cut = next((i for i, token in enumerate(row) if token in stop_ids), None)
+                    results[index] = (row if cut is None else row[:cut], cut is not None)
+    finally:
+        model.train(was_training)
+    return results  # type: ignore[return-value]
 
 
 def encode_text_prompt(tokenizer, text: str) -> torch.Tensor:

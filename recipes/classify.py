@@ -9,48 +9,36 @@ Two routes, as in the book's notebooks (``--method``):
   the last real token's hidden state; trained with `transformers.Trainer` on cross-entropy over the classes, in
   full or with LoRA (``use_peft``: the adapters and the new head are trained);
 * ``generation`` (``emotion_GPT2_as_text_generator``): TRL's `SFTTrainer` teaches the causal LM to complete
-  ``prompt_template`` with the label name (loss on the completion only); a prediction is the greedy completion.
+  ``prompt_template`` with the label name (loss on the completion only; ``max_length`` grows to fit the longest
+  prompt + label, so no label is ever cut); a prediction is the greedy completion.
 
 Both are scored on the TEST split next to a logistic regression on bag-of-words features and the majority class,
-all fitted on the same train split. The output folder holds the model (or LoRA adapter), tokenizer,
-``metrics.json`` (``eval_accuracy``, ``eval_macro_f1``, ``bow_eval_*``, ``majority_eval_*``), ``loss_curve.png``
-and a ``README.md`` model card. Keys: the ``ClassifyArguments`` below, `FinetuneModelArguments` (model, LoRA,
-4-/8-bit) and `TrainingArguments` plus ``max_length`` (truncation, in tokens).
+all fitted on the same train split. Keys: the ``ClassifyArguments`` below, TRL's `ModelConfig` names (model, LoRA,
+4-/8-bit; `hf_hundredpage.finetuning.HundredPageModelConfig`) and `ClassifyConfig` (`TrainingArguments` plus
+``max_length``, with `TrainingArguments`' defaults for both routes).
 """
 
-from __future__ import annotations
-
-import dataclasses
-import shlex
 import sys
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+from trl import SFTConfig, SFTTrainer
 
-import hf_hundredpage  # noqa: F401  (registers the book's models with the Auto classes)
 from hf_hundredpage import hub
-from hf_hundredpage.classification import (
-    DEFAULT_PROMPT_TEMPLATE,
-    BagOfWordsBaseline,
-    classification_metrics,
-    compute_classification_metrics,
-    generate_labels,
-    load_classification_dataset,
-    majority_class_metrics,
-    to_prompt_completion,
+from hf_hundredpage.data.classification import DEFAULT_PROMPT_TEMPLATE, load_classification_dataset, to_prompt_completion
+from hf_hundredpage.evaluation.classification import (
+    BagOfWordsBaseline, classification_metrics, compute_classification_metrics, generate_labels, majority_class_metrics,
 )
-from hf_hundredpage.config import RecipeConfigError, RecipeParser, check_output_dir, resolve_resume
-from hf_hundredpage.finetuning import FinetuneModelArguments, get_peft_config, load_model, load_tokenizer
-from hf_hundredpage.training import format_table, plot_loss_curve, prepare_run, write_json
-
-METHODS = ("head", "generation")
+from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, load_model, load_tokenizer
+from hf_hundredpage.finetuning.sft import check_max_length
+from hf_hundredpage.recipe_parser import RecipeConfigError, RecipeParser, RunArguments, recipe_errors
+from hf_hundredpage.training import RunClock, check_output_dir, finish_run, format_table, prepare_run, resolve_resume
+from hf_hundredpage.training.run import command_line, whole_run_totals
 
 
 @dataclass
-class ClassifyArguments:
+class ClassifyArguments(RunArguments):
     dataset_name: str = field(default="builtin:emotions", metadata={"help": "builtin:emotions, Hub id, local dir or file"})
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration"})
     text_column: str = field(default="text")
@@ -60,96 +48,61 @@ class ClassifyArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "train on a seeded subset of this size"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "evaluate on subsets of this size"})
     method: str = field(default="head", metadata={"help": "head (classification layer) or generation (label as text)",
-                                                   "choices": list(METHODS)})
+                                                   "choices": ["head", "generation"]})
     prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "generation: prompt with {text}"})
     max_new_tokens: int = field(default=8, metadata={"help": "generation: tokens generated per prediction"})
     bow_vectorizer: str = field(default="count", metadata={"help": "baseline features: count or tfidf"})
     bow_max_ngram: int = field(default=1, metadata={"help": "baseline: 2 adds bigrams"})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    early_stopping_patience: int | None = field(default=None, metadata={"help": "stop after N evaluations without improvement"})
 
 
 @dataclass
-class ClassifyTrainingArguments(TrainingArguments):
-    """`TrainingArguments` plus the truncation length, named as in TRL's `SFTConfig` / `RewardConfig`."""
+class ClassifyConfig(SFTConfig):
+    """`SFTConfig` (the generation route's trainer config; the head route's `Trainer` reads its `TrainingArguments`
+    part) with `TrainingArguments`' own defaults where SFTConfig changes them, and texts truncated to 128 tokens."""
 
-    max_length: int = field(default=128, metadata={"help": "truncate texts (generation: prompt + label) to this many tokens"})
-
-
-def sft_config(training_args: TrainingArguments, **overrides):
-    """TRL's `SFTConfig` with every `TrainingArguments` value of `training_args` (generation route).
-
-    Both routes parse one set of flags; `SFTConfig` cannot be parsed next to `FinetuneModelArguments` (both define
-    ``trust_remote_code``), so the generation route builds it from the parsed arguments.
-    """
-    from trl import SFTConfig
-
-    names = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
-    values = {f.name: getattr(training_args, f.name) for f in dataclasses.fields(training_args) if f.init and f.name in names}
-    return SFTConfig(**{**values, **overrides})
+    learning_rate: float = field(default=5e-5, metadata={"help": "The initial learning rate for AdamW."})
+    logging_steps: float = field(default=500, metadata={"help": "Log every X updates steps."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory."})
+    max_length: int | None = field(default=128, metadata={"help": "head: truncate texts; generation: the minimum context"})
 
 
-def build_parser() -> RecipeParser:
-    parser = RecipeParser((ClassifyArguments, FinetuneModelArguments, ClassifyTrainingArguments))
+@recipe_errors("classify.py")
+def main(argv=None) -> int:
+    parser = RecipeParser((ClassifyArguments, HundredPageModelConfig, ClassifyConfig))
     if not torch.cuda.is_available():
         parser.set_defaults(use_cpu=True, bf16=False)
-    return parser
-
-
-def error(err: BaseException | str) -> int:
-    print(f"classify.py: error: {(str(err).strip().splitlines() or [''])[0]}", file=sys.stderr)
-    return 2
-
-
-def main(argv=None) -> int:
-    try:
-        script_args, model_args, training_args = build_parser().parse_recipe_args(argv)
-        resume = resolve_resume(training_args.resume_from_checkpoint)
-        check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
-        if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
-            raise RecipeConfigError("a 4-/8-bit base model trains only through adapters: add --use_peft true")
-        if script_args.early_stopping_patience and (
-            training_args.eval_strategy.value == "no" or training_args.save_strategy.value != training_args.eval_strategy.value
-        ):
-            raise RecipeConfigError("early_stopping_patience needs eval_strategy steps or epoch, and save_strategy equal to it")
-        if script_args.method == "generation" and "{text}" not in script_args.prompt_template:
-            raise RecipeConfigError(f"prompt_template {script_args.prompt_template!r} has no {{text}} placeholder for the text")
-        bow = BagOfWordsBaseline(vectorizer=script_args.bow_vectorizer, ngram_range=(1, script_args.bow_max_ngram),
-                                 random_state=training_args.seed)
-        dataset, id2label, label2id = load_classification_dataset(
-            script_args.dataset_name, script_args.dataset_config, text_column=script_args.text_column,
-            label_column=script_args.label_column, validation_fraction=script_args.validation_fraction,
-            test_fraction=script_args.test_fraction, seed=training_args.seed,
-            max_train_samples=script_args.max_train_samples, max_eval_samples=script_args.max_eval_samples,
-        )
-        tokenizer = load_tokenizer(model_args)
-    except (ValueError, OSError) as err:  # RecipeConfigError is a ValueError, FileNotFoundError an OSError
-        return error(err)
-
-    push_to_hub = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
-    output_dir = Path(training_args.output_dir)
-    callbacks = []
-    if script_args.early_stopping_patience:
-        training_args.load_best_model_at_end = True
-        if training_args.metric_for_best_model is None:
-            training_args.metric_for_best_model, training_args.greater_is_better = "eval_loss", False
-        callbacks.append(EarlyStoppingCallback(script_args.early_stopping_patience))
-
-    try:
-        if script_args.method == "head":
-            model = load_model(model_args, task="sequence-classification", num_labels=len(id2label), id2label=id2label,
-                               label2id=label2id, pad_token_id=tokenizer.pad_token_id)
-        else:
-            sft_args = sft_config(training_args, completion_only_loss=True, packing=False,
-                                  trust_remote_code=model_args.trust_remote_code)
-            model = load_model(model_args, task="causal-lm")
-    except (ValueError, OSError) as err:  # a model that cannot be found or read, SFTConfig's own checks
-        return error(err)
+    script_args, model_args, training_args = parser.parse_recipe_args(argv)
+    resume = resolve_resume(training_args.resume_from_checkpoint)
+    check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
+    if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
+        raise RecipeConfigError("a 4-/8-bit base model trains only through adapters: add --use_peft true")
+    if script_args.method == "generation" and "{text}" not in script_args.prompt_template:
+        raise RecipeConfigError(f"prompt_template {script_args.prompt_template!r} has no {{text}} placeholder for the text")
+    bow = BagOfWordsBaseline(vectorizer=script_args.bow_vectorizer, ngram_range=(1, script_args.bow_max_ngram),
+                             random_state=training_args.seed)
+    dataset, id2label, label2id = load_classification_dataset(
+        script_args.dataset_name, script_args.dataset_config, text_column=script_args.text_column,
+        label_column=script_args.label_column, validation_fraction=script_args.validation_fraction,
+        test_fraction=script_args.test_fraction, seed=training_args.seed,
+        max_train_samples=script_args.max_train_samples, max_eval_samples=script_args.max_eval_samples,
+    )
+    tokenizer = load_tokenizer(model_args, trust_remote_code=training_args.trust_remote_code)
+    head = script_args.method == "head"
+    if head:
+        model = load_model(model_args, task="sequence-classification", trust_remote_code=training_args.trust_remote_code,
+                           num_labels=len(id2label), id2label=id2label, label2id=label2id, pad_token_id=tokenizer.pad_token_id)
+    else:
+        training_args.completion_only_loss, training_args.packing = True, False
+        model = load_model(model_args, task="causal-lm", trust_remote_code=training_args.trust_remote_code)
+        prompts = to_prompt_completion(dataset, id2label, script_args.prompt_template)
+        print(check_max_length(training_args, tokenizer, prompts, getattr(model.config, "max_position_embeddings", None)) or "", end="")
+    run = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
+    callbacks = [RunClock()] + ([EarlyStoppingCallback(script_args.early_stopping_patience)]
+                                if script_args.early_stopping_patience else [])
 
     label_names = [id2label[i] for i in range(len(id2label))]
     test_labels = list(dataset["test"]["label"])
-    start = time.perf_counter()
-    if script_args.method == "head":
+    if head:
         peft_config = get_peft_config(model_args, model, task_type="SEQ_CLS")
         if peft_config is not None:
             from peft import get_peft_model, prepare_model_for_kbit_training
@@ -166,20 +119,15 @@ def main(argv=None) -> int:
             compute_metrics=compute_classification_metrics, callbacks=callbacks,
         )
         train_result = trainer.train(resume_from_checkpoint=resume)
-        train_runtime = time.perf_counter() - start
         scores = {**trainer.evaluate(tokenized["validation"], metric_key_prefix="validation"),
                   **trainer.evaluate(tokenized["test"], metric_key_prefix="eval")}
     else:
-        from trl import SFTTrainer
-
-        prompts = to_prompt_completion(dataset, id2label, script_args.prompt_template)
         trainer = SFTTrainer(
-            model=model, args=sft_args, train_dataset=prompts["train"], eval_dataset=prompts["validation"],
+            model=model, args=training_args, train_dataset=prompts["train"], eval_dataset=prompts["validation"],
             processing_class=tokenizer, peft_config=get_peft_config(model_args, model, task_type="CAUSAL_LM"),
             callbacks=callbacks,
         )
         train_result = trainer.train(resume_from_checkpoint=resume)
-        train_runtime = time.perf_counter() - start
         scores = trainer.evaluate(metric_key_prefix="validation")
         predictions = generate_labels(trainer.model, tokenizer, list(prompts["test"]["prompt"]),
                                       max_new_tokens=script_args.max_new_tokens,
@@ -196,62 +144,44 @@ def main(argv=None) -> int:
            if k.startswith(("eval_", "validation_")) and not k.endswith(("_runtime", "per_second"))},
         **bow.evaluate(list(dataset["test"]["text"]), test_labels, prefix="bow_eval_"),
         **majority_class_metrics(list(dataset["train"]["label"]), test_labels, prefix="majority_eval_"),
-        "method": script_args.method,
-        "labels": label_names,
-        "num_train_examples": len(dataset["train"]),
-        "num_test_examples": len(dataset["test"]),
-        "train_loss": train_result.training_loss,
-        "train_runtime": round(train_runtime, 2),
+        "method": script_args.method, "labels": label_names,
+        "num_train_examples": len(dataset["train"]), "num_test_examples": len(dataset["test"]),
+        **whole_run_totals(trainer, train_result),
         "train_steps": trainer.state.global_step,
         "num_parameters": trainer.model.num_parameters(),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }
-    trainer.save_model(str(output_dir))
-    tokenizer.save_pretrained(output_dir)
-    write_json(output_dir / "metrics.json", metrics)
-    plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=f"classification ({script_args.method})")
-
-    model_type = trainer.model.config.model_type
-    command = "accelerate launch recipes/classify.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    config = {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
-              **{k: getattr(training_args, k) for k in ("num_train_epochs", "max_steps", "per_device_train_batch_size",
-                 "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_length", "seed")}}
-    baselines = "\n".join([
-        "Scores on the test split; the baselines are fitted on the same train split.", "",
-        "| model | accuracy | macro F1 |", "|---|---|---|",
-        f"| this model ({script_args.method}) | {metrics['eval_accuracy']:.4f} | {metrics['eval_macro_f1']:.4f} |",
-        f"| bag-of-words logistic regression (§2.1) | {metrics['bow_eval_accuracy']:.4f} "
-        f"| {metrics['bow_eval_macro_f1']:.4f} |",
-        f"| majority class | {metrics['majority_eval_accuracy']:.4f} | {metrics['majority_eval_macro_f1']:.4f} |",
-    ])
+    rows = [(f"{trainer.model.config.model_type} ({script_args.method})", "eval_"), ("bag-of-words LR", "bow_eval_"),
+            ("majority class", "majority_eval_")]
     labels = f"Label ids: {', '.join(f'{i} = `{name}`' for i, name in enumerate(label_names))}."
-    if script_args.method == "generation":
+    if not head:
         labels += f" The model writes the label name after this prompt:\n\n```\n{script_args.prompt_template}\n```"
     elif model_args.use_peft:
         labels += (f" The adapter's base has no classification head: load it with `num_labels={len(label_names)}` "
                    "(and these `id2label` / `label2id`) before `PeftModel.from_pretrained`.")
-    hub.write_model_card(
-        output_dir, model_name=training_args.hub_model_id or output_dir.name, task="classify",
-        model_family=hub.model_family(trainer.model.config),
-        base_model=model_args.model_name_or_path, datasets=script_args.dataset_name, dataset_split="test",
-        pipeline_tag="text-generation" if script_args.method == "generation" else "text-classification",
-        metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
-        baseline_metrics={k[len("bow_"):]: v for k, v in metrics.items() if k.startswith("bow_eval_")},
-        baseline_name="bag-of-words logistic regression", command=command, config=config,
-        baseline_description="The baseline is the book's section 2.1 classifier: a bag-of-words logistic regression "
-                             "trained on the same training split and scored on the same test split.",
-        train_runtime=train_runtime, extra_sections={"Labels": labels, "Baselines": baselines},
+    baselines = "\n".join(["Scores on the test split; the baselines are fitted on the same train split.", "",
+                           "| model | accuracy | macro F1 |", "|---|---|---|"]
+                          + [f"| {name} | {metrics[p + 'accuracy']:.4f} | {metrics[p + 'macro_f1']:.4f} |" for name, p in rows])
+    config = {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
+              **{k: getattr(training_args, k) for k in ("num_train_epochs", "max_steps", "per_device_train_batch_size",
+                 "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_length", "seed")}}
+    finish_run(
+        run, trainer, tokenizer, metrics=metrics, plot_title=f"classification ({script_args.method})",
+        card=dict(task="classify", model_family=hub.model_family(trainer.model.config),
+                  base_model=model_args.model_name_or_path, datasets=script_args.dataset_name, dataset_split="test",
+                  pipeline_tag="text-classification" if head else "text-generation",
+                  prompt_template=None if head else script_args.prompt_template,
+                  metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
+                  baseline_metrics={k[len("bow_"):]: v for k, v in metrics.items() if k.startswith("bow_eval_")},
+                  baseline_name="bag-of-words logistic regression", command=command_line("classify.py", argv),
+                  config=config, resumed=metrics["resumed"],
+                  baseline_description="The baseline is the book's section 2.1 classifier: a bag-of-words logistic "
+                                       "regression trained on the same training split and scored on the same test split.",
+                  extra_sections={"Labels": labels, "Baselines": baselines}),
+        table=format_table([(name, f"{metrics[p + 'accuracy']:.4f}", f"{metrics[p + 'macro_f1']:.4f}") for name, p in rows],
+                           header=("test split", "accuracy", "macro F1")),
+        summary=f"{metrics['train_steps']} steps in {metrics['train_runtime']:.0f} s.",
     )
-    print("\n" + format_table(
-        [(f"{model_type} ({script_args.method})", f"{metrics['eval_accuracy']:.4f}", f"{metrics['eval_macro_f1']:.4f}"),
-         ("bag-of-words LR", f"{metrics['bow_eval_accuracy']:.4f}", f"{metrics['bow_eval_macro_f1']:.4f}"),
-         ("majority class", f"{metrics['majority_eval_accuracy']:.4f}", f"{metrics['majority_eval_macro_f1']:.4f}")],
-        header=("test split", "accuracy", "macro F1"),
-    ))
-    print(f"\n{metrics['train_steps']} steps in {train_runtime:.0f} s. Model folder: {output_dir}")
-    if push_to_hub:
-        training_args.push_to_hub = True
-        print(f"pushed: {hub.maybe_push_to_hub(output_dir, training_args)}")
     return 0
 
 

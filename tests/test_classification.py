@@ -15,18 +15,15 @@ from hf_hundredpage import (
     HundredPageTransformerConfig,
     HundredPageTransformerForCausalLM,
 )
-from hf_hundredpage.classification import (
-    DEFAULT_PROMPT_TEMPLATE,
-    EMOTION_KEYWORDS,
+from hf_hundredpage.data.builtin.emotions import EMOTION_KEYWORDS, make_text_classification_dataset
+from hf_hundredpage.data.classification import DEFAULT_PROMPT_TEMPLATE, load_classification_dataset, to_prompt_completion
+from hf_hundredpage.evaluation.classification import (
     BagOfWordsBaseline,
     classification_metrics,
     compute_classification_metrics,
     exact_match_accuracy,
     generate_labels,
-    load_classification_dataset,
     majority_class_metrics,
-    make_text_classification_dataset,
-    to_prompt_completion,
 )
 from hf_hundredpage.data import default_tokenizer_path
 

@@ -194,7 +194,7 @@ def _write(path: Path, rows=ROWS) -> Path:
 
 @pytest.mark.parametrize("name", ["rows.jsonl", "rows.json", "rows.csv", "rows.parquet"])
 def test_load_single_structured_file_carves_validation(tmp_path, name, caplog):
-    with caplog.at_level(logging.WARNING, logger="hf_hundredpage.data.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="hf_hundredpage.data.text"):
         dd = load_text_dataset(str(_write(tmp_path / name)), seed=0)
     assert list(dd) == ["train", "validation"]
     assert (dd["train"].num_rows, dd["validation"].num_rows) == (38, 2)

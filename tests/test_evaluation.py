@@ -19,7 +19,7 @@ from hf_hundredpage.evaluation import (
     perplexity,
 )
 from hf_hundredpage.metrics import available_metrics, load_metric
-from hf_hundredpage.ngram import NGramLanguageModel
+from hf_hundredpage.evaluation.ngram import NGramLanguageModel
 
 
 SENTENCES = [

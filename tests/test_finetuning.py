@@ -16,18 +16,12 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from hf_hundredpage import HundredPageRNNConfig, HundredPageRNNForCausalLM, HundredPageTransformerConfig, HundredPageTransformerForCausalLM
 from hf_hundredpage.cli import main as cli
 from hf_hundredpage.data import default_tokenizer_path
-from hf_hundredpage.data.instructions import (
-    DAYS,
-    MONTHS,
-    TASK_FAMILIES,
-    load_instruction_dataset,
-    make_instruction_dataset,
-    save_instruction_dataset,
-)
+from hf_hundredpage.data.builtin.instructions import DAYS, MONTHS, TASK_FAMILIES, make_instruction_dataset, save_instruction_dataset
+from hf_hundredpage.data.instructions import load_instruction_dataset
+from hf_hundredpage.evaluation.exact_match import evaluate_exact_match
+from hf_hundredpage.generation import chat_turn_end
 from hf_hundredpage.finetuning import (
-    FinetuneModelArguments,
-    chat_turn_end,
-    evaluate_exact_match,
+    HundredPageModelConfig,
     get_peft_config,
     guard_cpu_4bit,
     load_model,
@@ -73,42 +67,42 @@ def lora_params(model) -> dict[str, torch.Tensor]:
 
 def test_arguments_reject_bad_values():
     with pytest.raises(ValueError, match="dtype must be one of"):
-        FinetuneModelArguments(model_name_or_path="m", dtype="float8")
+        HundredPageModelConfig(model_name_or_path="m", dtype="float8")
     with pytest.raises(ValueError, match="exclusive"):
-        FinetuneModelArguments(model_name_or_path="m", load_in_4bit=True, load_in_8bit=True)
+        HundredPageModelConfig(model_name_or_path="m", load_in_4bit=True, load_in_8bit=True)
     with pytest.raises(ValueError, match="nf4 or fp4"):
-        FinetuneModelArguments(model_name_or_path="m", bnb_4bit_quant_type="int4")
+        HundredPageModelConfig(model_name_or_path="m", bnb_4bit_quant_type="int4")
 
 
 def test_load_tokenizer_pads_with_eos_and_keeps_the_padding_side(tokenizer, tmp_path):
     no_pad = AutoTokenizer.from_pretrained(default_tokenizer_path(), padding_side="left")
     no_pad.pad_token = None
     no_pad.save_pretrained(tmp_path)
-    loaded = load_tokenizer(FinetuneModelArguments(model_name_or_path=str(tmp_path)))
+    loaded = load_tokenizer(HundredPageModelConfig(model_name_or_path=str(tmp_path)))
     assert loaded.pad_token == loaded.eos_token == "<|eos|>" and loaded.padding_side == "left"
-    assert load_tokenizer(FinetuneModelArguments(model_name_or_path=str(tmp_path), tokenizer_name_or_path=default_tokenizer_path())).pad_token == "<|pad|>"
+    assert load_tokenizer(HundredPageModelConfig(model_name_or_path=str(tmp_path), tokenizer_name_or_path=default_tokenizer_path())).pad_token == "<|pad|>"
 
 
 def test_load_model_records_an_absolute_base_and_rejects_missing_folders(model_dir, monkeypatch):
     monkeypatch.chdir(model_dir.parent)
-    model = load_model(FinetuneModelArguments(model_name_or_path=model_dir.name, dtype="bfloat16"))
+    model = load_model(HundredPageModelConfig(model_name_or_path=model_dir.name, dtype="bfloat16"))
     assert model.name_or_path == str(model_dir.resolve()) and model.dtype == torch.bfloat16
     with pytest.raises(FileNotFoundError, match="model folder ./missing does not exist"):
-        load_model(FinetuneModelArguments(model_name_or_path="./missing"))
+        load_model(HundredPageModelConfig(model_name_or_path="./missing"))
 
 
 def test_load_model_as_a_classifier(model_dir):
-    model = load_model(FinetuneModelArguments(model_name_or_path=str(model_dir)), task="sequence-classification",
+    model = load_model(HundredPageModelConfig(model_name_or_path=str(model_dir)), task="sequence-classification",
                        num_labels=3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2}, pad_token_id=2)
     assert model.score.out_features == 3 and model.config.pad_token_id == 2 and model.config.id2label[1] == "b"
     with pytest.raises(ValueError, match="task must be one of"):
-        load_model(FinetuneModelArguments(model_name_or_path=str(model_dir)), task="seq2seq")
+        load_model(HundredPageModelConfig(model_name_or_path=str(model_dir)), task="seq2seq")
 
 
 def test_load_model_in_8_and_4_bits(model_dir):
-    eight = load_model(FinetuneModelArguments(model_name_or_path=str(model_dir), load_in_8bit=True))
+    eight = load_model(HundredPageModelConfig(model_name_or_path=str(model_dir), load_in_8bit=True))
     assert sum(isinstance(m, bnb.nn.Linear8bitLt) for m in eight.modules()) == 6
-    four = load_model(FinetuneModelArguments(model_name_or_path=str(model_dir), load_in_4bit=True, use_bnb_nested_quant=True))
+    four = load_model(HundredPageModelConfig(model_name_or_path=str(model_dir), load_in_4bit=True, use_bnb_nested_quant=True))
     layers = [m for m in four.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(layers) == 6 and not any(m.support_avx512bf16_for_cpu for m in layers)  # guarded at load
     assert four.config.quantization_config.bnb_4bit_use_double_quant
@@ -119,21 +113,21 @@ def test_load_model_in_8_and_4_bits(model_dir):
 
 def test_peft_config_targets(tokenizer):
     on = dict(model_name_or_path="m", use_peft=True)
-    assert get_peft_config(FinetuneModelArguments(model_name_or_path="m"), tiny_transformer(tokenizer)) is None
-    assert get_peft_config(FinetuneModelArguments(**on), tiny_transformer(tokenizer)).target_modules == ALL_BLOCK_LINEARS
-    gated = get_peft_config(FinetuneModelArguments(**on), tiny_transformer(tokenizer, gated_mlp=True, hidden_act="silu"))
+    assert get_peft_config(HundredPageModelConfig(model_name_or_path="m"), tiny_transformer(tokenizer)) is None
+    assert get_peft_config(HundredPageModelConfig(**on), tiny_transformer(tokenizer)).target_modules == ALL_BLOCK_LINEARS
+    gated = get_peft_config(HundredPageModelConfig(**on), tiny_transformer(tokenizer, gated_mlp=True, hidden_act="silu"))
     assert gated.target_modules == ALL_BLOCK_LINEARS | {"gate_proj"}
     rnn = HundredPageRNNForCausalLM(HundredPageRNNConfig(vocab_size=50, hidden_size=8))
-    assert get_peft_config(FinetuneModelArguments(**on), rnn).target_modules == {"input_proj", "hidden_proj"}
+    assert get_peft_config(HundredPageModelConfig(**on), rnn).target_modules == {"input_proj", "hidden_proj"}
     gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50))
-    assert get_peft_config(FinetuneModelArguments(**on), gpt2).target_modules == "all-linear"
-    chosen = FinetuneModelArguments(**on, lora_target_modules=["q_proj"], lora_r=4, use_dora=True)
+    assert get_peft_config(HundredPageModelConfig(**on), gpt2).target_modules == "all-linear"
+    chosen = HundredPageModelConfig(**on, lora_target_modules=["q_proj"], lora_r=4, use_dora=True)
     config = get_peft_config(chosen, tiny_transformer(tokenizer))
     assert config.target_modules == {"q_proj"} and config.r == 4 and config.use_dora and config.task_type == "CAUSAL_LM"
 
 
 def test_peft_config_for_classifiers_trains_the_head(model_dir):
-    args = FinetuneModelArguments(model_name_or_path=str(model_dir), use_peft=True, lora_modules_to_save=["embed_tokens"])
+    args = HundredPageModelConfig(model_name_or_path=str(model_dir), use_peft=True, lora_modules_to_save=["embed_tokens"])
     classifier = load_model(args, task="sequence-classification", num_labels=2, pad_token_id=2)
     config = get_peft_config(args, classifier, "SEQ_CLS")
     assert config.task_type == "SEQ_CLS" and config.modules_to_save == ["embed_tokens", "score"]
@@ -146,7 +140,7 @@ def test_peft_config_for_classifiers_trains_the_head(model_dir):
 
 
 def qlora_model(model_dir):
-    args = FinetuneModelArguments(model_name_or_path=str(model_dir), load_in_4bit=True, use_peft=True, lora_r=4, lora_dropout=0.0)
+    args = HundredPageModelConfig(model_name_or_path=str(model_dir), load_in_4bit=True, use_peft=True, lora_r=4, lora_dropout=0.0)
     model = load_model(args)
     config = get_peft_config(args, model)
     config.init_lora_weights = False  # random A and B: every LoRA parameter gets a non-zero gradient
@@ -227,7 +221,7 @@ def test_unguarded_4bit_model_diverges_after_generate(model_dir, tmp_path):
 
 
 def test_guard_refuses_a_model_already_repacked(model_dir):
-    model = load_model(FinetuneModelArguments(model_name_or_path=str(model_dir), load_in_4bit=True))
+    model = load_model(HundredPageModelConfig(model_name_or_path=str(model_dir), load_in_4bit=True))
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             module.support_avx512bf16_for_cpu = has_avx512bf16()
@@ -245,7 +239,7 @@ def test_guard_refuses_a_model_already_repacked(model_dir):
 
 
 def save_random_adapter(model_dir, adapter_dir, task="causal-lm", **load_kwargs):
-    args = FinetuneModelArguments(model_name_or_path=str(model_dir), use_peft=True, lora_r=4)
+    args = HundredPageModelConfig(model_name_or_path=str(model_dir), use_peft=True, lora_r=4)
     base = load_model(args, task=task, **load_kwargs)
     config = get_peft_config(args, base, "SEQ_CLS" if task == "sequence-classification" else "CAUSAL_LM")
     config.init_lora_weights = False
@@ -302,7 +296,7 @@ def test_merge_classifier_adapter(model_dir, tmp_path):
 
 
 def test_merge_adapter_dequantizes_a_4bit_base(model_dir, tmp_path):
-    load_model(FinetuneModelArguments(model_name_or_path=str(model_dir), load_in_4bit=True)).save_pretrained(tmp_path / "base4")
+    load_model(HundredPageModelConfig(model_name_or_path=str(model_dir), load_in_4bit=True)).save_pretrained(tmp_path / "base4")
     save_random_adapter(tmp_path / "base4", tmp_path / "adapter")
     merge_adapter(tmp_path / "adapter", tmp_path / "merged")
     config = json.loads((tmp_path / "merged" / "config.json").read_text())
@@ -310,7 +304,7 @@ def test_merge_adapter_dequantizes_a_4bit_base(model_dir, tmp_path):
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
     # Reference: the adapter over the same base, de-quantized by transformers itself.
-    base = load_model(FinetuneModelArguments(model_name_or_path=str(tmp_path / "base4"))).dequantize()
+    base = load_model(HundredPageModelConfig(model_name_or_path=str(tmp_path / "base4"))).dequantize()
     reference = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
     ids = torch.tensor([[5, 9, 14, 20, 31]])
     with torch.no_grad():

@@ -347,6 +347,86 @@ def test_classifier_quick_start_runs(tmp_path):
     assert sum(probabilities.values()) == pytest.approx(1.0, abs=2e-3)  # rounded to 3 decimals
 
 
+@pytest.mark.parametrize("task", ["pretrain", "convert"])
+@pytest.mark.parametrize("family", ["transformer", "rnn"])
+def test_pretrained_card_continues_text_even_with_a_chat_template(tmp_path, task, family):
+    # The book's tokenizer ships a chat template; a base model never trained on it must not be prompted with it.
+    folder = tmp_path / "base"
+    save_tiny_llama(folder, chat_template=CHAT_TEMPLATE)
+    card = hub.write_model_card(folder, model_name="base", task=task, model_family=family, repo_id=str(folder), hardware="x")
+    code = python_block(card.text)
+    assert "apply_chat_template" not in code and "What is a language model?" not in code
+    assert 'tokenizer("Once upon a time", return_tensors="pt")' in code and "model.generate(**inputs" in code
+    assert run_snippet(code).startswith("once upon a time")
+
+
+@pytest.mark.parametrize("task", ["sft", "lora", "qlora", "merge-adapter", "some-new-recipe"])
+def test_chat_tasks_use_the_chat_template_and_fall_back_to_text_without_one(tmp_path, task):
+    chat = tmp_path / "chat"
+    save_tiny_llama(chat, chat_template=CHAT_TEMPLATE)
+    code = python_block(hub.write_model_card(chat, model_name="m", task=task, hardware="x").text)
+    assert "apply_chat_template" in code and '"What is a language model?"' in code
+    plain = tmp_path / "plain"
+    save_tiny_llama(plain)
+    code = python_block(hub.write_model_card(plain, model_name="m", task=task, hardware="x").text)
+    assert "apply_chat_template" not in code and '"Once upon a time"' in code
+
+
+def test_label_generation_classifier_card_fills_its_prompt_template(tmp_path):
+    folder = tmp_path / "clf-gen"
+    save_tiny_llama(folder, chat_template=CHAT_TEMPLATE)
+    template = 'Predict the emotion of the "text".\nText: {text}\nEmotion:'
+    card = hub.write_model_card(
+        folder, model_name="clf-gen", task="classify", pipeline_tag="text-generation", prompt_template=template,
+        repo_id=str(folder), hardware="x",
+    )
+    assert ModelCard.load(folder / "README.md").data.pipeline_tag == "text-generation"
+    code = python_block(card.text)
+    assert "apply_chat_template" not in code and "AutoModelForSequenceClassification" not in code
+    assert "do_sample=False" in code and "max_new_tokens=8" in code
+    assert f"```text\n{template}\n```" in card.text  # the template itself, verbatim, under the snippet
+    namespace = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(code, "<model card quick start>", "exec"), namespace)
+    assert namespace["prompt"] == template.replace("{text}", "i feel so happy about the trip")
+    assert namespace["outputs"].shape[1] - namespace["inputs"]["input_ids"].shape[1] <= 8
+    assert "Its predictions are only meaningful" in card.text
+    with pytest.raises(ValueError, match="placeholder"):
+        hub.write_model_card(folder, model_name="m", task="classify", pipeline_tag="text-generation",
+                             prompt_template="no slot", hardware="x")
+
+
+def test_snippet_loads_the_repo_id_else_the_folder_as_given(tmp_path, monkeypatch):
+    folder = tmp_path / "sub" / "m"
+    save_tiny_llama(folder)
+    code = python_block(hub.write_model_card(folder, model_name="m", hardware="x").text)
+    assert f'from_pretrained("{folder}")' in code and 'from_pretrained("m")' not in code
+    run_snippet(code)  # loads from any working directory
+
+    code = python_block(hub.write_model_card(folder, model_name="m", repo_id="someone/m", hardware="x").text)
+    assert 'from_pretrained("someone/m")' in code and str(folder) not in code
+
+    # A relative folder stays relative: the card records no absolute path the caller did not give.
+    monkeypatch.chdir(tmp_path)
+    card = hub.write_model_card(Path("sub") / "m", model_name="m", base_model="../base", hardware="x")
+    assert str(tmp_path) not in card.content
+    assert 'from_pretrained("sub/m")' in python_block(card.text) and "built on `../base`" in card.text
+    run_snippet(python_block(card.text))
+
+
+def test_resumed_run_says_so_in_the_training_section(tmp_path):
+    card = hub.write_model_card(tmp_path, model_name="m", command="python recipes/pretrain.py", train_runtime=125,
+                                resumed=True, hardware="x")
+    training = card.text.split("## Training procedure")[1].split("\n## ")[0]
+    assert "resumed from a checkpoint" in training and "whole run" in training
+    assert "- Training time: 2 min 05 s (whole run, resumed from a checkpoint)" in card.text
+    # The section shows even without command or config; a run that was not resumed says nothing of it.
+    assert "## Training procedure" in hub.write_model_card(tmp_path, model_name="m", resumed=True, hardware="x").text
+    fresh = hub.write_model_card(tmp_path, model_name="m", command="python recipes/pretrain.py", train_runtime=125,
+                                 hardware="x")
+    assert "resumed from a checkpoint" not in fresh.text and "whole run" not in fresh.text
+
+
 def test_adapter_folder_card_and_quick_start(llama_folder, tmp_path):
     peft = pytest.importorskip("peft")
     base = LlamaForCausalLM.from_pretrained(llama_folder)

@@ -10,7 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from hf_hundredpage.ngram import NGramLanguageModel, modified_kneser_ney_discounts
+from hf_hundredpage.evaluation.ngram import NGramLanguageModel, modified_kneser_ney_discounts
 
 
 def _probs(model, context):

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hf_hundredpage.config import RecipeConfigError, resolve_resume
+from hf_hundredpage.training import resolve_resume
 from hf_hundredpage.training import model_flops_per_token, plot_loss_curve, resolve_report_to, set_cpu_threads, write_json
 
 
@@ -45,7 +45,7 @@ def test_resolve_resume(tmp_path):
     assert resolve_resume(None) is None and resolve_resume("false") is None
     assert resolve_resume("true") is True and resolve_resume("True") is True
     assert resolve_resume(str(tmp_path)) == str(tmp_path)
-    with pytest.raises(RecipeConfigError, match="not a checkpoint folder"):
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
         resolve_resume(str(tmp_path / "missing"))
 
 

@@ -1,19 +1,15 @@
-"""Datasets for the book's language models: the embedded corpus, loading, packing and sentence mode.
+"""Datasets for the book's language models.
 
-See `hf_hundredpage.data.pipeline` for the details; everything public is re-exported here.
+* `sources`: the one loader (embedded corpus, ``builtin:`` datasets, local file or folder, URL, Hub id);
+* `text`, `instructions`, `classification`: the splits and columns each kind of recipe trains on;
+* `packing`, `collators`: token blocks, the notebooks' sentence mode, padding;
+* `builtin/`: datasets generated offline; `corpus/`: the embedded Wikipedia corpus and its tokenizer.
 """
 
-from .pipeline import (
-    EMBEDDED_CORPUS,
-    count_utf8_bytes,
-    default_tokenizer_path,
-    embedded_corpus_files,
-    load_text_dataset,
-    pack_dataset,
-    pad_collator,
-    sentence_dataset,
-    split_into_sentences,
-)
+from .collators import pad_collator
+from .packing import pack_dataset, sentence_dataset, split_into_sentences
+from .sources import EMBEDDED_CORPUS, default_tokenizer_path, embedded_corpus_files, load_source
+from .text import count_utf8_bytes, load_text_dataset
 
 
 __all__ = [
@@ -21,6 +17,7 @@ __all__ = [
     "count_utf8_bytes",
     "default_tokenizer_path",
     "embedded_corpus_files",
+    "load_source",
     "load_text_dataset",
     "pack_dataset",
     "pad_collator",

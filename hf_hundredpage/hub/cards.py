@@ -92,12 +92,18 @@ TASK_DESCRIPTIONS = {
     "lora": "fine-tuned with low-rank adapters (LoRA, book ch. 5)",
     "qlora": "fine-tuned with low-rank adapters over a 4-bit quantized base (QLoRA, book ch. 5)",
     "classify": "fine-tuned to classify text (book ch. 5)",
+    "merge-adapter": "a LoRA adapter merged into its base model (book §5.5)",
 }
 TASK_NAMES = {"text-generation": "Language modeling", "text-classification": "Text classification"}
 CLASSIFICATION_TASKS = ("classify",)
+# Tasks whose model continues plain text: their quick start never uses the chat template, even when the tokenizer
+# ships one (the book's tokenizer does). A classifier in these tasks that writes its label gets the label snippet.
+TEXT_CONTINUATION_TASKS = ("pretrain", "convert", *CLASSIFICATION_TASKS)
+# Quick-start snippets (the template's `quick_start`), each with the input it shows.
 EXAMPLE_TEXTS = {
     "generation": "Once upon a time",
     "chat": "What is a language model?",
+    "label-generation": "i feel so happy about the trip",
     "classification": "This book explains language models clearly and briefly.",
 }
 
@@ -123,6 +129,8 @@ def write_model_card(
     config: dict[str, Any] | None = None,
     hardware: str | None = None,
     train_runtime: float | None = None,
+    resumed: bool = False,
+    prompt_template: str | None = None,
     pipeline_tag: str | None = None,
     tags: list[str] | None = None,
     extra_sections: dict[str, str] | None = None,
@@ -157,10 +165,15 @@ def write_model_card(
         config: the training configuration, shown as YAML.
         hardware: a description of the hardware; detected from the current machine when None.
         train_runtime: training time in seconds; ``metrics["train_runtime"]`` when None.
+        resumed: the run was interrupted and resumed from a checkpoint (time and loss are the whole run's); the
+            card says so in its training section and next to the training time.
+        prompt_template: the prompt a label-generation classifier completes (``{text}`` is the input); with a
+            ``text-generation`` pipeline the quick start fills it with an example text and decodes the label, and
+            the card shows it.
         pipeline_tag: ``text-generation`` or ``text-classification``; inferred from ``task`` when None.
         tags: extra tags, after ``hf-hundredpage``, the family and the task.
         extra_sections: more sections, title -> markdown body, placed before the limitations.
-        repo_id: the Hub id (or path) that the quick-start snippet loads; the folder name when None.
+        repo_id: the Hub id (or path) that the quick-start snippet loads; ``output_dir`` as given when None.
         eval_dataset: the dataset the metrics were computed on; the first of ``datasets`` when None.
         template_path: another Jinja template to render instead of the packaged one.
 
@@ -178,6 +191,8 @@ def write_model_card(
         )
     if pipeline_tag is None:
         pipeline_tag = "text-classification" if task in CLASSIFICATION_TASKS else "text-generation"
+    if prompt_template is not None and "{text}" not in prompt_template:
+        raise ValueError(f"prompt_template {prompt_template!r} has no '{{text}}' placeholder for the text.")
     if isinstance(datasets, str):
         datasets = [datasets]
     datasets = list(datasets or [])
@@ -216,8 +231,10 @@ def write_model_card(
     )
     loss_curve = "loss_curve.png" if (output_dir / "loss_curve.png").is_file() else None
     num_parameters = _count_parameters(output_dir)
-    classification = pipeline_tag == "text-classification"
-    chat = not classification and _has_chat_template(output_dir)
+    quick_start = _quick_start(task, pipeline_tag, prompt_template, _has_chat_template(output_dir))
+    # The caller's own spelling of the folder (relative stays relative): the card records no path it was not given.
+    repo_or_path = repo_id or str(output_dir)
+    example_text = EXAMPLE_TEXTS[quick_start]
     card = ModelCard.from_template(
         card_data,
         template_path=str(template_path),
@@ -228,10 +245,17 @@ def write_model_card(
         base_model_url=f"https://huggingface.co/{hub_base_model}" if hub_base_model else None,
         num_parameters=_format_count(num_parameters) if num_parameters else None,
         is_adapter=is_adapter,
-        quick_start="classification" if classification else "generation",
-        chat=chat,
-        example_text=EXAMPLE_TEXTS["classification" if classification else "chat" if chat else "generation"],
-        repo_or_path=repo_id or output_dir.name,
+        quick_start="classification" if quick_start == "classification" else "generation",
+        generation_mode=quick_start,
+        chat=quick_start == "chat",
+        example_text=example_text,
+        example_literal=_python_string(example_text),
+        repo_or_path=repo_or_path,
+        repo_literal=_python_string(repo_or_path),
+        prompt_template=prompt_template if quick_start == "label-generation" else None,
+        prompt_template_literal=_python_string(prompt_template) if quick_start == "label-generation" else None,
+        prompt_template_fence=_fence(prompt_template or ""),
+        resumed=resumed,
         trust_remote_code=_needs_remote_code(output_dir),
         command=command.strip() if command else None,
         config_yaml=_config_to_yaml(config) if config else None,
@@ -240,7 +264,8 @@ def write_model_card(
             for name in datasets
         ],
         hardware=hardware or detect_hardware(),
-        train_time=_format_duration(train_runtime) if train_runtime is not None else None,
+        train_time=(_format_duration(train_runtime) + (" (whole run, resumed from a checkpoint)" if resumed else ""))
+        if train_runtime is not None else None,
         metric_rows=rows,
         has_baseline=any(row["baseline"] != "–" for row in rows),
         headline_metric=headline,
@@ -261,6 +286,34 @@ def write_model_card(
 def model_family(config) -> str:
     """The model card's family: ``transformer`` / ``rnn`` for the book's models, the model type otherwise."""
     return config.model_type.removeprefix("hundredpage_")
+
+
+def _quick_start(task: str, pipeline_tag: str, prompt_template: str | None, has_chat_template: bool) -> str:
+    """Which snippet shows how to use the model: what the model is for, not only what its tokenizer can do.
+
+    ``classification`` for a classification head; ``label-generation`` for a classifier that writes its label after
+    `prompt_template`; ``generation`` (plain text continuation) for pretrained / converted models, whose tokenizer
+    may ship a chat template they were never trained on; ``chat`` for the other tasks (sft, lora, qlora,
+    merge-adapter, unknown ones) when the tokenizer has a chat template, ``generation`` otherwise.
+    """
+    if pipeline_tag == "text-classification":
+        return "classification"
+    if prompt_template is not None:
+        return "label-generation"
+    if task in TEXT_CONTINUATION_TASKS or not has_chat_template:
+        return "generation"
+    return "chat"
+
+
+def _python_string(text: str) -> str:
+    """`text` as a double-quoted Python string literal (quotes, backslashes and newlines escaped)."""
+    return json.dumps(text, ensure_ascii=False)  # every JSON string escape is also a Python one
+
+
+def _fence(text: str) -> str:
+    """A markdown code fence longer than any run of backticks in `text`."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _default_baseline_description(task: str, baseline_name: str) -> str:

@@ -42,6 +42,9 @@ PUBLISH_IGNORE_PATTERNS: tuple[str, ...] = (
     "__pycache__/",
     "*/__pycache__/*",
     "*.pyc",
+    ".hf-hundredpage-run.json",  # the run manifest (hf_hundredpage.training.run.MANIFEST)
+    ".env",
+    "*.env",
 )
 
 class HubConnectionError(ConnectionError):

@@ -21,9 +21,10 @@ from hf_hundredpage import (
     HundredPageTransformerConfig,
     HundredPageTransformerForCausalLM,
 )
-from hf_hundredpage.classification import exact_match_accuracy, load_classification_dataset, to_prompt_completion
+from hf_hundredpage.data.classification import load_classification_dataset, to_prompt_completion
+from hf_hundredpage.evaluation.classification import exact_match_accuracy
 from hf_hundredpage.data import default_tokenizer_path
-from hf_hundredpage.finetuning import FinetuneModelArguments, load_model
+from hf_hundredpage.finetuning import HundredPageModelConfig, load_model
 from hf_hundredpage.hub import check_loadable_folder
 
 from .helpers import REPO, load_recipe
@@ -168,7 +169,7 @@ def test_lora_trains_only_the_adapters_and_the_head(models, tmp_path, quantized)
 
     # The adapter on its base (4-bit again for QLoRA: the run evaluated between steps, see guard_cpu_4bit) scores
     # exactly what the run reported.
-    base_args = FinetuneModelArguments(model_name_or_path=adapter["base_model_name_or_path"], load_in_4bit=quantized)
+    base_args = HundredPageModelConfig(model_name_or_path=adapter["base_model_name_or_path"], load_in_4bit=quantized)
     base = load_model(base_args, task="sequence-classification", num_labels=4, pad_token_id=2)
     model = PeftModel.from_pretrained(base, out)
     tokenizer = AutoTokenizer.from_pretrained(out)

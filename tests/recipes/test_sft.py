@@ -14,8 +14,8 @@ from transformers import AddedToken, AutoModelForCausalLM, AutoTokenizer
 
 from hf_hundredpage import HundredPageTransformerConfig, HundredPageTransformerForCausalLM
 from hf_hundredpage.cli import main as cli
-from hf_hundredpage.data.instructions import make_instruction_dataset, save_instruction_dataset
-from hf_hundredpage.finetuning import FinetuneModelArguments
+from hf_hundredpage.data.builtin.instructions import make_instruction_dataset, save_instruction_dataset
+from hf_hundredpage.finetuning import HundredPageModelConfig
 from hf_hundredpage.tokenization import train_bpe_tokenizer
 
 from .helpers import REPO, load_recipe
@@ -232,7 +232,7 @@ def test_every_config_parses():
         script_args, model_args, training_args = sft.build_parser().parse_recipe_args(
             ["--config", str(path), "--model_name_or_path", "m", "--output_dir", "unused"]
         )
-        assert isinstance(model_args, FinetuneModelArguments) and training_args.max_length
+        assert isinstance(model_args, HundredPageModelConfig) and training_args.max_length
         if training_args.chat_template_path:
             assert (REPO / training_args.chat_template_path).is_file(), path
     gpt2 = sft.build_parser().parse_recipe_args(["--config", str(CONFIGS / "gpt2_instruct.yaml"), "--output_dir", "x"])

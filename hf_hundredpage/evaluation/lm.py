@@ -34,13 +34,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .metrics import load_metric
+from ..metrics import load_metric
 from .ngram import NGramLanguageModel
 
 
 __all__ = [
     "bits_per_byte",
     "perplexity",
+    "evaluate_against_ngram",
     "evaluate_causal_lm",
     "evaluate_ngram",
     "fit_ngram_baseline",
@@ -308,6 +309,47 @@ def format_comparison_table(rows: Mapping[str, Mapping]) -> str:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
+def _texts(split, text_column: str, limit: int | None) -> list[str]:
+    if hasattr(split, "select") and limit is not None:
+        split = split.select(range(min(limit, len(split))))
+        return list(split[text_column])
+    if hasattr(split, "select"):
+        return list(split[text_column])
+    texts = []
+    for row in split:  # a streaming split
+        texts.append(row[text_column])
+        if limit is not None and len(texts) >= limit:
+            break
+    return texts
+
+
+def evaluate_against_ngram(
+    model, tokenizer, raw_datasets, *, text_column: str = "text", order: int = 3, max_documents: int | None = None,
+    max_length: int | None = None, ngram_train_documents: int | None = None,
+) -> dict[str, float]:
+    """The trained model and a Kneser-Ney n-gram (book §2.5, fitted on the same training split with the same
+    tokenizer) scored on the same validation documents: loss, perplexity and bits per byte (book §2.6).
+
+    Keys: `eval_loss`, `eval_perplexity`, `eval_bits_per_byte`, `eval_tokens`, `eval_bytes` and the same with an
+    `ngram_` prefix. Long documents are scored with a sliding window of `max_length` tokens.
+    """
+    validation = _texts(raw_datasets["validation"], text_column, max_documents)
+    train = _texts(raw_datasets["train"], text_column, ngram_train_documents)
+    stride = max(1, max_length // 2) if max_length else None
+    ours = evaluate_causal_lm(model, tokenizer, validation, max_length=max_length, stride=stride)
+    ngram = evaluate_ngram(fit_ngram_baseline(tokenizer, train, order=order), tokenizer, validation)
+    result = {}
+    for prefix, values in (("eval_", ours), ("ngram_eval_", ngram)):
+        result.update({
+            f"{prefix}loss": values["loss"],
+            f"{prefix}perplexity": values["perplexity"],
+            f"{prefix}bits_per_byte": values["bits_per_byte"],
+            f"{prefix}tokens": values["n_tokens"],
+            f"{prefix}bytes": values["n_bytes"],
+        })
+    return result
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="model folder (AutoModelForCausalLM + its tokenizer)")
     parser.add_argument(
@@ -347,14 +389,12 @@ def _split_texts(dataset, split: str, text_column: str, max_documents: int | Non
 def run_from_args(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .data import EMBEDDED_CORPUS, load_text_dataset
+    from ..data import EMBEDDED_CORPUS, load_text_dataset
+    from ..paths import resolve_model_path
 
     if args.max_documents is not None and args.max_documents < 1:
         raise ValueError(f"--max_documents must be a positive integer, got {args.max_documents}")
-    model_dir = args.model_dir
-    looks_like_path = os.path.isabs(model_dir) or model_dir.startswith(".") or os.path.exists(model_dir)
-    if looks_like_path and not os.path.isdir(model_dir):
-        raise FileNotFoundError(f"model folder {model_dir} does not exist: pass a folder written by save_pretrained")
+    model_dir = resolve_model_path(args.model_dir)
     dataset_name = args.dataset_name if args.dataset_name is not None else EMBEDDED_CORPUS
     dataset = load_text_dataset(dataset_name, args.dataset_config, text_column=args.text_column)
     eval_texts = _split_texts(dataset, args.split, args.text_column, args.max_documents)
@@ -366,7 +406,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=args.trust_remote_code)
     ngram = fit_ngram_baseline(tokenizer, train_texts, order=args.ngram_order)
     rows = {
-        os.path.basename(os.path.normpath(model_dir)) or model_dir: evaluate_causal_lm(
+        os.path.basename(os.path.normpath(args.model_dir)) or args.model_dir: evaluate_causal_lm(
             model,
             tokenizer,
             eval_texts,

@@ -1,0 +1,50 @@
+"""Datasets generated offline, named ``builtin:NAME`` wherever a recipe takes ``dataset_name``.
+
+==================  ============================================================  =========================
+name                what                                                          generator
+==================  ============================================================  =========================
+``instructions``    short instructions with one right answer (SFT, book §5.3)     `instructions.make_instruction_dataset`
+``emotions``        keyword-labelled emotion sentences (classification, §5.6)     `emotions.make_text_classification_dataset`
+==================  ============================================================  =========================
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from datasets import DatasetDict
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def _instructions(config: str | None, **options) -> DatasetDict:
+    from .instructions import make_instruction_dataset
+
+    options["n"] = options.pop("num_examples", 1200)
+    return _call(make_instruction_dataset, format=config or "messages", **options)
+
+
+def _emotions(config: str | None, **options) -> DatasetDict:
+    # Fixed (one seed), like a Hub dataset: the recipe's seed changes training, not the data.
+    from .emotions import make_text_classification_dataset
+
+    return make_text_classification_dataset()
+
+
+BUILTIN_DATASETS: dict[str, Callable[..., DatasetDict]] = {"instructions": _instructions, "emotions": _emotions}
+
+
+def _call(function: Callable, **options) -> DatasetDict:
+    accepted = inspect.signature(function).parameters
+    return function(**{key: value for key, value in options.items() if key in accepted and value is not None})
+
+
+def load_builtin(dataset_name: str, dataset_config: str | None = None, **options) -> DatasetDict:
+    """Generate ``builtin:NAME`` with `options` (those its generator accepts); an unknown name is one error line."""
+    name = dataset_name.removeprefix(BUILTIN_PREFIX)
+    if name not in BUILTIN_DATASETS:
+        raise ValueError(
+            f"unknown built-in dataset {dataset_name!r}: use one of {[BUILTIN_PREFIX + key for key in BUILTIN_DATASETS]}"
+        )
+    return BUILTIN_DATASETS[name](dataset_config, **options)
