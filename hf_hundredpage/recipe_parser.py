@@ -60,7 +60,7 @@ def _probability(value) -> bool:
 DOMAINS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_steps": (lambda v: v == -1 or v > 0, "-1 (train for num_train_epochs) or a positive number of steps"),
     "num_train_epochs": (_positive, "a positive number of epochs"),
-    "learning_rate": (_positive, "a positive learning rate"),
+    "learning_rate": (lambda v: v >= 0, "0 or more (0 keeps the weights as they are)"),
     "per_device_train_batch_size": (_positive, "a positive batch size"),
     "per_device_eval_batch_size": (_positive, "a positive batch size"),
     "gradient_accumulation_steps": (_positive, "a positive number of steps"),
@@ -123,6 +123,10 @@ def check_domains(*parsed) -> None:
 class RecipeParser(TrlParser):
     """`TrlParser` that raises `RecipeConfigError` (one line) for every bad key, value or file."""
 
+    def __init__(self, dataclass_types, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # `--learning_rat` is a typo, not `--learning_rate`
+        super().__init__(dataclass_types, **kwargs)
+
     def error(self, message: str):  # argparse calls this for every bad flag or value
         raise RecipeConfigError(message)
 
@@ -167,7 +171,12 @@ class RecipeParser(TrlParser):
         except RecipeConfigError:
             raise
         except (TypeError, ValueError) as err:  # dataclass __post_init__ checks (TrainingArguments, ModelConfig)
-            raise RecipeConfigError((str(err).strip().splitlines() or [type(err).__name__])[0]) from None
+            message = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if self._early_stopping and "load_best_model_at_end requires" in message:
+                what = "save_steps to be a multiple of eval_steps" if "multiple" in message else (
+                    "eval_strategy steps or epoch, and save_strategy equal to it")
+                message = f"early_stopping_patience needs {what} ({message})"
+            raise RecipeConfigError(message) from None
         if remaining:
             flag = next((r for r in remaining if r.startswith("--")), remaining[0])
             close = difflib.get_close_matches(flag.lstrip("-"), self.known_keys(), n=1)
@@ -179,12 +188,14 @@ class RecipeParser(TrlParser):
     def _enable_early_stopping(self, args: list[str], config: dict[str, Any]) -> None:
         """With ``early_stopping_patience`` set (YAML or command line), default to keeping the best model by
         ``eval_loss``, so that `TrainingArguments` checks the strategies this needs when it is built."""
+        self._early_stopping = False
         if "early_stopping_patience" not in self.known_keys():
             return
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--early_stopping_patience", default=config.get("early_stopping_patience"))
         patience = pre.parse_known_args(args)[0].early_stopping_patience
-        if patience not in (None, "None", "none", "0", 0):
+        self._early_stopping = patience not in (None, "None", "none", "0", 0)
+        if self._early_stopping:
             self.set_defaults(load_best_model_at_end=True, metric_for_best_model="eval_loss")
 
 

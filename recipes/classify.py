@@ -33,8 +33,11 @@ from hf_hundredpage.evaluation.classification import (
 from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, load_model, load_tokenizer
 from hf_hundredpage.finetuning.sft import check_max_length
 from hf_hundredpage.recipe_parser import RecipeConfigError, RecipeParser, RunArguments, recipe_errors
-from hf_hundredpage.training import RunClock, check_output_dir, finish_run, format_table, prepare_run, resolve_resume
+from hf_hundredpage.training import RunClock, finish_run, format_table, prepare_run, start_run
 from hf_hundredpage.training.run import command_line, whole_run_totals
+
+
+METHODS = ("head", "generation")
 
 
 @dataclass
@@ -48,7 +51,7 @@ class ClassifyArguments(RunArguments):
     max_train_samples: int | None = field(default=None, metadata={"help": "train on a seeded subset of this size"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "evaluate on subsets of this size"})
     method: str = field(default="head", metadata={"help": "head (classification layer) or generation (label as text)",
-                                                   "choices": ["head", "generation"]})
+                                                   "choices": list(METHODS)})
     prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "generation: prompt with {text}"})
     max_new_tokens: int = field(default=8, metadata={"help": "generation: tokens generated per prediction"})
     bow_vectorizer: str = field(default="count", metadata={"help": "baseline features: count or tfidf"})
@@ -66,14 +69,17 @@ class ClassifyConfig(SFTConfig):
     max_length: int | None = field(default=128, metadata={"help": "head: truncate texts; generation: the minimum context"})
 
 
+def build_parser() -> RecipeParser:
+    parser = RecipeParser((ClassifyArguments, HundredPageModelConfig, ClassifyConfig))
+    if not torch.cuda.is_available():  # TRL defaults to bf16, wrong on a CPU
+        parser.set_defaults(use_cpu=True, bf16=False)
+    return parser
+
+
 @recipe_errors("classify.py")
 def main(argv=None) -> int:
-    parser = RecipeParser((ClassifyArguments, HundredPageModelConfig, ClassifyConfig))
-    if not torch.cuda.is_available():
-        parser.set_defaults(use_cpu=True, bf16=False)
-    script_args, model_args, training_args = parser.parse_recipe_args(argv)
-    resume = resolve_resume(training_args.resume_from_checkpoint)
-    check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
+    script_args, model_args, training_args = build_parser().parse_recipe_args(argv)
+    resume = start_run(training_args, script_args)
     if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
         raise RecipeConfigError("a 4-/8-bit base model trains only through adapters: add --use_peft true")
     if script_args.method == "generation" and "{text}" not in script_args.prompt_template:

@@ -21,7 +21,7 @@ from hf_hundredpage.paths import resolve_model_path
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
 from hf_hundredpage.training import (
     HundredPageTrainer, ModelArguments, RunClock, SampleGenerationCallback, ThroughputProgressCallback, build_model,
-    check_output_dir, finish_run, format_table, model_flops_per_token, prepare_run, resolve_resume,
+    finish_run, format_table, model_flops_per_token, prepare_run, start_run,
     weights_identical_across_ranks,
 )
 from hf_hundredpage.training.run import command_line, whole_run_totals
@@ -44,10 +44,9 @@ class PretrainArguments(RunArguments):
 @recipe_errors("pretrain.py")
 def main(argv=None) -> int:
     script_args, model_args, training_args = RecipeParser((PretrainArguments, ModelArguments, TrainingArguments)).parse_recipe_args(argv)
-    resume = resolve_resume(training_args.resume_from_checkpoint)
+    resume = start_run(training_args, script_args)
     if script_args.streaming and training_args.max_steps <= 0:
         raise ValueError("streaming datasets have no length: set max_steps")
-    check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(
         model_args.tokenizer_name_or_path or model_args.model_name_or_path or default_tokenizer_path(), "tokenizer folder"))
     raw = load_text_dataset(script_args.dataset_name, script_args.dataset_config, text_column=script_args.text_column,
@@ -100,7 +99,7 @@ def main(argv=None) -> int:
     }
     ngram = f"{script_args.ngram_order}-gram (Kneser-Ney)"
     rows = [(name, f"{metrics[p + 'eval_loss']:.3f}", f"{metrics[p + 'eval_perplexity']:.1f}", f"{metrics[p + 'eval_bits_per_byte']:.3f}")
-            for name, p in ((model_args.model_type, ""), (f"{ngram} baseline", "ngram_"))]
+            for name, p in ((model_args.model_type, ""), (f"{script_args.ngram_order}-gram KN baseline", "ngram_"))]
     config = {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
               **{k: getattr(training_args, k) for k in ("max_steps", "num_train_epochs", "per_device_train_batch_size",
                  "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "seed")}}

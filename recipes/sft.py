@@ -31,7 +31,7 @@ from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, l
 from hf_hundredpage.finetuning.sft import check_max_length, configure_loss_mask, load_chat_template
 from hf_hundredpage.generation import set_generation_stop_tokens
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
-from hf_hundredpage.training import RunClock, check_output_dir, finish_run, format_table, prepare_run, resolve_resume
+from hf_hundredpage.training import RunClock, finish_run, format_table, prepare_run, start_run
 from hf_hundredpage.training.run import command_line, whole_run_totals
 
 
@@ -53,7 +53,7 @@ class SFTScriptArguments(RunArguments):
 
 
 def build_parser() -> RecipeParser:
-    parser = RecipeParser((SFTScriptArguments, SFTConfig, HundredPageModelConfig))
+    parser = RecipeParser((SFTScriptArguments, HundredPageModelConfig, SFTConfig))
     if not torch.cuda.is_available():  # TRL defaults to bf16 and gradient checkpointing, both wrong on a CPU
         parser.set_defaults(use_cpu=True, bf16=False, gradient_checkpointing=False)
     return parser
@@ -61,9 +61,8 @@ def build_parser() -> RecipeParser:
 
 @recipe_errors("sft.py")
 def main(argv=None) -> int:
-    script_args, training_args, model_args = build_parser().parse_recipe_args(argv)
-    resume = resolve_resume(training_args.resume_from_checkpoint)
-    check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
+    script_args, model_args, training_args = build_parser().parse_recipe_args(argv)
+    resume = start_run(training_args, script_args)
     data = load_instruction_dataset(
         script_args.dataset_name, script_args.dataset_config, instruction_column=script_args.instruction_column,
         response_column=script_args.response_column, num_examples=script_args.dataset_num_examples,

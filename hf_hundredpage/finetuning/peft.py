@@ -97,7 +97,8 @@ def quantized_device_map() -> dict[str, Any] | str:
 def load_tokenizer(args: HundredPageModelConfig, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The model's tokenizer (or ``args.tokenizer_name_or_path``), with a padding token: the EOS token when the
     tokenizer has none (GPT-2's case, book §5.3). The padding side is left as saved."""
-    name = resolve_model_path(args.tokenizer_name_or_path or args.model_name_or_path, what="tokenizer folder")
+    what = "tokenizer folder" if args.tokenizer_name_or_path else "model folder"
+    name = resolve_model_path(args.tokenizer_name_or_path or args.model_name_or_path, what=what)
     tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:

@@ -4,6 +4,7 @@ callbacks (`callbacks`) and the run's start and end (`run`: `prepare_run`, `fini
 from .args import ModelArguments, build_model
 from .callbacks import RunClock, SampleGenerationCallback, ThroughputProgressCallback, generate_samples
 from .run import (
+    start_run,
     Run,
     check_output_dir,
     finish_run,

@@ -64,6 +64,17 @@ def resolve_resume(value) -> bool | str | None:
     return resume
 
 
+def start_run(training_args, script_args) -> bool | str | None:
+    """The first lines of every recipe after parsing: seed everything (before any model is built), check the output
+    folder and return what to resume from. Nothing is written."""
+    from transformers import set_seed
+
+    set_seed(training_args.seed)
+    resume = resolve_resume(training_args.resume_from_checkpoint)
+    check_output_dir(training_args.output_dir, script_args.overwrite_output_dir, resuming=bool(resume))
+    return resume
+
+
 def read_manifest(folder: Path) -> list[str] | None:
     """The top-level names a run of ours wrote into `folder`, or None when it has no (valid) manifest."""
     try:
@@ -137,7 +148,7 @@ def prepare_run(training_args, *, overwrite_output_dir: bool, resume) -> Run:
         training_args.hub_model_id = output_dir.resolve().name  # not the staging folder's name
     training_args.report_to = resolve_report_to(training_args.report_to)
     training_args.restore_callback_states_from_checkpoint = True  # the run clock, early-stopping patience
-    set_seed(training_args.seed)
+    set_seed(training_args.seed)  # again: loading data and models may have drawn random numbers
     set_cpu_threads(training_args)
     if training_args.device.type == "cpu":
         training_args.dataloader_pin_memory = False  # pinned memory only serves copies to an accelerator
