@@ -29,17 +29,18 @@ from pathlib import Path
 
 import torch
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from hf_hundredpage.training import model_flops_per_token  # noqa: E402
 from hf_hundredpage import (  # noqa: E402
     HundredPageRNNConfig,
     HundredPageRNNForCausalLM,
     HundredPageTransformerConfig,
     HundredPageTransformerForCausalLM,
 )
+from hf_hundredpage.training import model_flops_per_token  # noqa: E402
 from tests.book_reference import DecoderLanguageModel, RecurrentLanguageModel  # noqa: E402
 
 

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert-book": (

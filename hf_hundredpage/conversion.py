@@ -31,6 +31,7 @@ from .models import (
     HundredPageTransformerForCausalLM,
 )
 
+
 RNN_KEYS = ("state_dict", "vocab_size", "emb_dim", "num_layers", "pad_index")
 TRANSFORMER_KEYS = ("model_state_dict", "model_config")
 TRANSFORMER_CONFIG_KEYS = ("vocab_size", "emb_dim", "num_heads", "num_blocks", "pad_idx")

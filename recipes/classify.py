@@ -26,9 +26,17 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 from trl import SFTConfig, SFTTrainer
 
 from hf_hundredpage import hub
-from hf_hundredpage.data.classification import DEFAULT_PROMPT_TEMPLATE, load_classification_dataset, to_prompt_completion
+from hf_hundredpage.data.classification import (
+    DEFAULT_PROMPT_TEMPLATE,
+    load_classification_dataset,
+    to_prompt_completion,
+)
 from hf_hundredpage.evaluation.classification import (
-    BagOfWordsBaseline, classification_metrics, compute_classification_metrics, generate_labels, majority_class_metrics,
+    BagOfWordsBaseline,
+    classification_metrics,
+    compute_classification_metrics,
+    generate_labels,
+    majority_class_metrics,
 )
 from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, load_model, load_tokenizer
 from hf_hundredpage.finetuning.sft import check_max_length

@@ -13,15 +13,37 @@ for the Hub: safetensors weights, config with `auto_map` and code files, tokeniz
 import sys
 from dataclasses import asdict, dataclass, field
 
-from transformers import AutoTokenizer, EarlyStoppingCallback, ProgressCallback, TrainingArguments, default_data_collator
+from transformers import (
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    ProgressCallback,
+    TrainingArguments,
+    default_data_collator,
+)
 
-from hf_hundredpage.data import EMBEDDED_CORPUS, default_tokenizer_path, load_text_dataset, pack_dataset, pad_collator, sentence_dataset
+from hf_hundredpage.data import (
+    EMBEDDED_CORPUS,
+    default_tokenizer_path,
+    load_text_dataset,
+    pack_dataset,
+    pad_collator,
+    sentence_dataset,
+)
 from hf_hundredpage.evaluation import evaluate_against_ngram
 from hf_hundredpage.paths import resolve_model_path
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
 from hf_hundredpage.training import (
-    HundredPageTrainer, ModelArguments, RunClock, SampleGenerationCallback, ThroughputProgressCallback, build_model,
-    finish_run, format_table, model_flops_per_token, prepare_run, start_run,
+    HundredPageTrainer,
+    ModelArguments,
+    RunClock,
+    SampleGenerationCallback,
+    ThroughputProgressCallback,
+    build_model,
+    finish_run,
+    format_table,
+    model_flops_per_token,
+    prepare_run,
+    start_run,
     weights_identical_across_ranks,
 )
 from hf_hundredpage.training.run import command_line, whole_run_totals

@@ -15,8 +15,13 @@ from hf_hundredpage import (
     HundredPageTransformerConfig,
     HundredPageTransformerForCausalLM,
 )
+from hf_hundredpage.data import default_tokenizer_path
 from hf_hundredpage.data.builtin.emotions import EMOTION_KEYWORDS, make_text_classification_dataset
-from hf_hundredpage.data.classification import DEFAULT_PROMPT_TEMPLATE, load_classification_dataset, to_prompt_completion
+from hf_hundredpage.data.classification import (
+    DEFAULT_PROMPT_TEMPLATE,
+    load_classification_dataset,
+    to_prompt_completion,
+)
 from hf_hundredpage.evaluation.classification import (
     BagOfWordsBaseline,
     classification_metrics,
@@ -25,7 +30,6 @@ from hf_hundredpage.evaluation.classification import (
     generate_labels,
     majority_class_metrics,
 )
-from hf_hundredpage.data import default_tokenizer_path
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from hf_hundredpage.evaluation import (
     format_comparison_table,
     perplexity,
 )
-from hf_hundredpage.metrics import available_metrics, load_metric
 from hf_hundredpage.evaluation.ngram import NGramLanguageModel
+from hf_hundredpage.metrics import available_metrics, load_metric
 
 
 SENTENCES = [

@@ -11,15 +11,31 @@ import torch
 from bitsandbytes.functional import has_avx512bf16
 from peft import PeftModel, get_peft_model
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
 
-from hf_hundredpage import HundredPageRNNConfig, HundredPageRNNForCausalLM, HundredPageTransformerConfig, HundredPageTransformerForCausalLM
+from hf_hundredpage import (
+    HundredPageRNNConfig,
+    HundredPageRNNForCausalLM,
+    HundredPageTransformerConfig,
+    HundredPageTransformerForCausalLM,
+)
 from hf_hundredpage.cli import main as cli
 from hf_hundredpage.data import default_tokenizer_path
-from hf_hundredpage.data.builtin.instructions import DAYS, MONTHS, TASK_FAMILIES, make_instruction_dataset, save_instruction_dataset
+from hf_hundredpage.data.builtin.instructions import (
+    DAYS,
+    MONTHS,
+    TASK_FAMILIES,
+    make_instruction_dataset,
+    save_instruction_dataset,
+)
 from hf_hundredpage.data.instructions import load_instruction_dataset
 from hf_hundredpage.evaluation.exact_match import evaluate_exact_match
-from hf_hundredpage.generation import chat_turn_end
 from hf_hundredpage.finetuning import (
     HundredPageModelConfig,
     get_peft_config,
@@ -28,6 +44,8 @@ from hf_hundredpage.finetuning import (
     load_tokenizer,
     merge_adapter,
 )
+from hf_hundredpage.generation import chat_turn_end
+
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_BLOCK_LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"}

@@ -7,8 +7,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hf_hundredpage.training import resolve_resume
-from hf_hundredpage.training import model_flops_per_token, plot_loss_curve, resolve_report_to, set_cpu_threads, write_json
+from hf_hundredpage.training import (
+    model_flops_per_token,
+    plot_loss_curve,
+    resolve_report_to,
+    resolve_resume,
+    set_cpu_threads,
+    write_json,
+)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDa
 
 from .sources import check_columns, column_names
 
+
 _BLOCK_FEATURES = Features(
     {
         "input_ids": List(Value("int32")),

@@ -13,6 +13,7 @@ from .transformer import (
     HundredPageTransformerModel,
 )
 
+
 MODEL_CLASSES = {
     "rnn": (HundredPageRNNConfig, HundredPageRNNModel, HundredPageRNNForCausalLM, HundredPageRNNForSequenceClassification),
     "transformer": (

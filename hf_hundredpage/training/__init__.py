@@ -4,7 +4,6 @@ callbacks (`callbacks`) and the run's start and end (`run`: `prepare_run`, `fini
 from .args import ModelArguments, build_model
 from .callbacks import RunClock, SampleGenerationCallback, ThroughputProgressCallback, generate_samples
 from .run import (
-    start_run,
     Run,
     check_output_dir,
     finish_run,
@@ -14,6 +13,7 @@ from .run import (
     resolve_report_to,
     resolve_resume,
     set_cpu_threads,
+    start_run,
     write_json,
 )
 from .trainer import HundredPageTrainer, model_flops_per_token, weights_identical_across_ranks
@@ -37,6 +37,7 @@ __all__ = [
     "resolve_report_to",
     "resolve_resume",
     "set_cpu_threads",
+    "start_run",
     "weights_identical_across_ranks",
     "write_json",
 ]

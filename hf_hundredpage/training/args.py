@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel
 
-from ..models import HundredPageRNNConfig, HundredPageRNNForCausalLM, HundredPageTransformerConfig, HundredPageTransformerForCausalLM
+from ..models import (
+    HundredPageRNNConfig,
+    HundredPageRNNForCausalLM,
+    HundredPageTransformerConfig,
+    HundredPageTransformerForCausalLM,
+)
 from ..paths import resolve_model_path
+
 
 ARCHITECTURE_KEYS = {
     "transformer": (

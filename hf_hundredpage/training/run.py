@@ -24,6 +24,7 @@ import torch
 from .. import hub
 from .callbacks import RunClock
 
+
 MANIFEST = ".hf-hundredpage-run.json"
 STAGING_SUFFIX = ".hf-hundredpage-staging"
 PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py")

@@ -15,6 +15,7 @@ from hf_hundredpage import (
 
 from .helpers import tiny_inputs
 
+
 VOCAB = 67
 MODELS = {
     "transformer": (

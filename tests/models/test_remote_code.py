@@ -17,6 +17,7 @@ from hf_hundredpage import (
 
 from .helpers import tiny_inputs
 
+
 REMOTE_SCRIPT = textwrap.dedent(
     """
     import importlib.abc, sys

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+
 REPO = Path(__file__).resolve().parents[2]
 
 

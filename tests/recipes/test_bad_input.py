@@ -18,6 +18,7 @@ from hf_hundredpage.training.run import MANIFEST
 
 from .helpers import REPO, load_recipe, recipe_command, run
 
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 RECIPES = {name: load_recipe(name) for name in ("pretrain", "sft", "classify")}

@@ -13,7 +13,13 @@ import torch
 from huggingface_hub import ModelCard
 from peft import PeftModel
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
 
 from hf_hundredpage import (
     HundredPageRNNConfig,
@@ -21,13 +27,14 @@ from hf_hundredpage import (
     HundredPageTransformerConfig,
     HundredPageTransformerForCausalLM,
 )
+from hf_hundredpage.data import default_tokenizer_path
 from hf_hundredpage.data.classification import load_classification_dataset, to_prompt_completion
 from hf_hundredpage.evaluation.classification import exact_match_accuracy
-from hf_hundredpage.data import default_tokenizer_path
 from hf_hundredpage.finetuning import HundredPageModelConfig, load_model
 from hf_hundredpage.hub import check_loadable_folder
 
 from .helpers import REPO, load_recipe
+
 
 classify = load_recipe("classify")
 TINY = REPO / "recipes" / "configs" / "classify" / "emotions_tiny.yaml"

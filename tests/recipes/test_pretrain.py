@@ -5,7 +5,6 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM
 
 from .helpers import REPO, load_recipe, recipe_command, run, run_env, weights
+
 
 TINY = REPO / "recipes" / "configs" / "pretrain" / "tiny_test.yaml"
 pretrain = load_recipe("pretrain")

@@ -20,6 +20,7 @@ from hf_hundredpage.tokenization import train_bpe_tokenizer
 
 from .helpers import REPO, load_recipe
 
+
 sft = load_recipe("sft")
 CONFIGS = REPO / "recipes" / "configs" / "sft"
 IM_END = "<|im_end|>"

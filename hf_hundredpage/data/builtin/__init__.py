@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from datasets import DatasetDict
 
+
 BUILTIN_PREFIX = "builtin:"
 
 

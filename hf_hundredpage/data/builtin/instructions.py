@@ -44,6 +44,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+
 BUILTIN_INSTRUCTIONS = "builtin:instructions"
 FORMATS = ("messages", "prompt-completion")
 WORDS = (

@@ -8,6 +8,7 @@ from .modeling_rnn import (
     HundredPageRNNPreTrainedModel,
 )
 
+
 __all__ = [
     "HundredPageRNNConfig",
     "HundredPageRNNPreTrainedModel",

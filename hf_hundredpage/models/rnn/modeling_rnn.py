@@ -14,7 +14,6 @@ import math
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
-
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin

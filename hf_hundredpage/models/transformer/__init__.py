@@ -8,6 +8,7 @@ from .modeling_transformer import (
     HundredPageTransformerPreTrainedModel,
 )
 
+
 __all__ = [
     "HundredPageTransformerConfig",
     "HundredPageTransformerPreTrainedModel",
