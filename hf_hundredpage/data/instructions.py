@@ -10,7 +10,7 @@ from datasets import Dataset, DatasetDict
 
 from .builtin import BUILTIN_PREFIX
 from .builtin.instructions import BUILTIN_INSTRUCTIONS
-from .sources import load_source, validation_split_name
+from .sources import complete_splits, load_source
 
 
 def _to_messages(dataset: Dataset, instruction_column: str, response_column: str) -> Dataset:
@@ -71,20 +71,7 @@ def load_instruction_dataset(
             f"no such file or directory: {err.filename}; pass {BUILTIN_INSTRUCTIONS}, a local .jsonl file or folder, "
             "or a Hub id"
         ) from None
-    splits: dict[str, Dataset] = {"train": raw["train"]} if "train" in raw else {}
-    if not splits:
-        raise ValueError(f"{dataset_name} has no train split (splits: {list(raw)})")
-    validation = validation_split_name(raw)
-    if validation is not None:
-        splits["validation"] = raw[validation]
-    if "test" in raw:
-        splits["test"] = raw["test"]
-    for missing in ("test", "validation"):
-        if missing not in splits:
-            if len(splits["train"]) < 3:
-                raise ValueError(f"{dataset_name} has {len(splits['train'])} train rows: too few to carve a {missing} split")
-            carved = splits["train"].train_test_split(test_size=test_size, seed=seed, shuffle=True)
-            splits["train"], splits[missing] = carved["train"], carved["test"]
+    splits = complete_splits(raw, dataset_name, test_size, seed)
     for split, dataset in splits.items():
         if instruction_column is not None:
             dataset = splits[split] = _to_messages(dataset, instruction_column, response_column)

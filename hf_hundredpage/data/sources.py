@@ -231,3 +231,23 @@ def check_columns(ds: Dataset | IterableDataset, columns: Iterable[str], split: 
 def validation_split_name(raw) -> str | None:
     """The source's validation split under any of its usual names (validation / valid / val / dev)."""
     return next((name for name in VALIDATION_ALIASES if name in raw), None)
+
+
+def complete_splits(raw, dataset_name: str, test_size: float, seed: int) -> DatasetDict:
+    """``train`` / ``validation`` / ``test`` of a loaded source: its own splits (the validation split under any usual
+    name), and a seeded share `test_size` of ``train`` carved out for each one it lacks."""
+    splits: dict[str, Dataset] = {"train": raw["train"]} if "train" in raw else {}
+    if not splits:
+        raise ValueError(f"{dataset_name} has no train split (splits: {list(raw)})")
+    validation = validation_split_name(raw)
+    if validation is not None:
+        splits["validation"] = raw[validation]
+    if "test" in raw:
+        splits["test"] = raw["test"]
+    for missing in ("test", "validation"):
+        if missing not in splits:
+            if len(splits["train"]) < 3:
+                raise ValueError(f"{dataset_name} has {len(splits['train'])} train rows: too few to carve a {missing} split")
+            carved = splits["train"].train_test_split(test_size=test_size, seed=seed, shuffle=True)
+            splits["train"], splits[missing] = carved["train"], carved["test"]
+    return DatasetDict({name: splits[name] for name in ("train", "validation", "test")})

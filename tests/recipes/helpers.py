@@ -13,6 +13,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_recipe(name: str):
+    """The recipe script as a module, loaded once per test session (its dataclasses must stay one class: datasets
+    pickles the trainer config when it fingerprints a map)."""
+    if f"recipe_{name}" in sys.modules:
+        return sys.modules[f"recipe_{name}"]
     spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes

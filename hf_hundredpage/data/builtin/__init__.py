@@ -5,6 +5,7 @@ name                what                                                        
 ==================  ============================================================  =========================
 ``instructions``    short instructions with one right answer (SFT, book §5.3)     `instructions.make_instruction_dataset`
 ``emotions``        keyword-labelled emotion sentences (classification, §5.6)     `emotions.make_text_classification_dataset`
+``preferences``     mood-following preference pairs and their SFT data (§6.4)     `preferences.make_preference_dataset`
 ==================  ============================================================  =========================
 """
 
@@ -33,7 +34,16 @@ def _emotions(config: str | None, **options) -> DatasetDict:
     return make_text_classification_dataset()
 
 
-BUILTIN_DATASETS: dict[str, Callable[..., DatasetDict]] = {"instructions": _instructions, "emotions": _emotions}
+def _preferences(config: str | None, **options) -> DatasetDict:
+    from .preferences import make_preference_dataset
+
+    options["n"] = options.pop("num_examples", 600)
+    return _call(make_preference_dataset, config=config or "pairs", **options)
+
+
+BUILTIN_DATASETS: dict[str, Callable[..., DatasetDict]] = {
+    "instructions": _instructions, "emotions": _emotions, "preferences": _preferences,
+}
 
 
 def _call(function: Callable, **options) -> DatasetDict:
