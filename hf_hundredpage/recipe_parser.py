@@ -104,6 +104,10 @@ DOMAINS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_train_samples": (_positive, "a positive number of examples"),
     "max_eval_samples": (_positive, "a positive number of examples"),
     "bow_max_ngram": (_positive, "a positive n-gram length"),
+    "beta": (_positive, "a positive value (higher keeps the model closer to its reference)"),
+    "precompute_ref_batch_size": (_positive, "a positive batch size"),
+    "label_smoothing": (lambda v: 0 <= v < 0.5, "a value in [0, 0.5)"),
+    "discopop_tau": (_positive, "a positive value"),
 }
 
 

@@ -19,7 +19,7 @@ all fitted on the same train split. Keys: the ``ClassifyArguments`` below, TRL's
 """
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
@@ -28,21 +28,23 @@ from trl import SFTConfig, SFTTrainer
 from hf_hundredpage import hub
 from hf_hundredpage.data.classification import (
     DEFAULT_PROMPT_TEMPLATE,
+    describe_labels,
     load_classification_dataset,
     to_prompt_completion,
+    tokenize_texts,
 )
 from hf_hundredpage.evaluation.classification import (
     BagOfWordsBaseline,
+    baseline_report,
     classification_metrics,
     compute_classification_metrics,
     generate_labels,
-    majority_class_metrics,
 )
-from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, load_model, load_tokenizer
+from hf_hundredpage.finetuning import HundredPageModelConfig, apply_peft, get_peft_config, load_model, load_tokenizer
 from hf_hundredpage.finetuning.sft import check_max_length
 from hf_hundredpage.recipe_parser import RecipeConfigError, RecipeParser, RunArguments, recipe_errors
 from hf_hundredpage.training import RunClock, finish_run, format_table, prepare_run, start_run
-from hf_hundredpage.training.run import command_line, whole_run_totals
+from hf_hundredpage.training.run import command_line, run_config, whole_run_totals
 
 
 METHODS = ("head", "generation")
@@ -115,18 +117,10 @@ def main(argv=None) -> int:
                                 if script_args.early_stopping_patience else [])
 
     label_names = [id2label[i] for i in range(len(id2label))]
-    test_labels = list(dataset["test"]["label"])
     if head:
-        peft_config = get_peft_config(model_args, model, task_type="SEQ_CLS")
-        if peft_config is not None:
-            from peft import get_peft_model, prepare_model_for_kbit_training
-
-            if model_args.load_in_4bit or model_args.load_in_8bit:
-                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
-            model = get_peft_model(model, peft_config)
+        model = apply_peft(model, model_args, "SEQ_CLS", training_args.gradient_checkpointing)
         with training_args.main_process_first(desc="tokenize"):
-            tokenized = dataset.map(lambda batch: tokenizer(batch["text"], truncation=True, max_length=training_args.max_length),
-                                    batched=True, remove_columns=["text"])
+            tokenized = tokenize_texts(dataset, tokenizer, training_args.max_length)
         trainer = Trainer(
             model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
             data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
@@ -142,43 +136,26 @@ def main(argv=None) -> int:
             callbacks=callbacks,
         )
         train_result = trainer.train(resume_from_checkpoint=resume)
-        scores = trainer.evaluate(metric_key_prefix="validation")
         predictions = generate_labels(trainer.model, tokenizer, list(prompts["test"]["prompt"]),
                                       max_new_tokens=script_args.max_new_tokens,
                                       batch_size=training_args.per_device_eval_batch_size)
-        scores.update(classification_metrics([id2label[i] for i in test_labels], predictions, labels=label_names))
+        scores = {**trainer.evaluate(metric_key_prefix="validation"), **classification_metrics(
+            [id2label[i] for i in dataset["test"]["label"]], predictions, labels=label_names)}
         trainer.model.generation_config.pad_token_id = tokenizer.pad_token_id
         trainer.model.generation_config.eos_token_id = tokenizer.eos_token_id
     if not trainer.is_world_process_zero():
         return 0
 
-    bow.fit(list(dataset["train"]["text"]), list(dataset["train"]["label"]))
-    metrics = {
-        **{k: v for k, v in scores.items()
-           if k.startswith(("eval_", "validation_")) and not k.endswith(("_runtime", "per_second"))},
-        **bow.evaluate(list(dataset["test"]["text"]), test_labels, prefix="bow_eval_"),
-        **majority_class_metrics(list(dataset["train"]["label"]), test_labels, prefix="majority_eval_"),
+    metrics, rows, baselines = baseline_report(scores, dataset, method=script_args.method, bow=bow,
+                                               model_type=trainer.model.config.model_type)
+    metrics.update({
         "method": script_args.method, "labels": label_names,
         "num_train_examples": len(dataset["train"]), "num_test_examples": len(dataset["test"]),
-        **whole_run_totals(trainer, train_result),
-        "train_steps": trainer.state.global_step,
+        **whole_run_totals(trainer, train_result), "train_steps": trainer.state.global_step,
         "num_parameters": trainer.model.num_parameters(),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-    }
-    rows = [(f"{trainer.model.config.model_type} ({script_args.method})", "eval_"), ("bag-of-words LR", "bow_eval_"),
-            ("majority class", "majority_eval_")]
-    labels = f"Label ids: {', '.join(f'{i} = `{name}`' for i, name in enumerate(label_names))}."
-    if not head:
-        labels += f" The model writes the label name after this prompt:\n\n```\n{script_args.prompt_template}\n```"
-    elif model_args.use_peft:
-        labels += (f" The adapter's base has no classification head: load it with `num_labels={len(label_names)}` "
-                   "(and these `id2label` / `label2id`) before `PeftModel.from_pretrained`.")
-    baselines = "\n".join(["Scores on the test split; the baselines are fitted on the same train split.", "",
-                           "| model | accuracy | macro F1 |", "|---|---|---|"]
-                          + [f"| {name} | {metrics[p + 'accuracy']:.4f} | {metrics[p + 'macro_f1']:.4f} |" for name, p in rows])
-    config = {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
-              **{k: getattr(training_args, k) for k in ("num_train_epochs", "max_steps", "per_device_train_batch_size",
-                 "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_length", "seed")}}
+    })
+    labels = describe_labels(label_names, None if head else script_args.prompt_template, head and model_args.use_peft)
     finish_run(
         run, trainer, tokenizer, metrics=metrics, plot_title=f"classification ({script_args.method})",
         card=dict(task="classify", model_family=hub.model_family(trainer.model.config),
@@ -188,7 +165,7 @@ def main(argv=None) -> int:
                   metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
                   baseline_metrics={k[len("bow_"):]: v for k, v in metrics.items() if k.startswith("bow_eval_")},
                   baseline_name="bag-of-words logistic regression", command=command_line("classify.py", argv),
-                  config=config, resumed=metrics["resumed"],
+                  config=run_config(script_args, model_args, training_args, ("max_length",)), resumed=metrics["resumed"],
                   baseline_description="The baseline is the book's section 2.1 classifier: a bag-of-words logistic "
                                        "regression trained on the same training split and scored on the same test split.",
                   extra_sections={"Labels": labels, "Baselines": baselines}),

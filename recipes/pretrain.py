@@ -11,24 +11,11 @@ for the Hub: safetensors weights, config with `auto_map` and code files, tokeniz
 """
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from transformers import (
-    AutoTokenizer,
-    EarlyStoppingCallback,
-    ProgressCallback,
-    TrainingArguments,
-    default_data_collator,
-)
+from transformers import AutoTokenizer, EarlyStoppingCallback, TrainingArguments
 
-from hf_hundredpage.data import (
-    EMBEDDED_CORPUS,
-    default_tokenizer_path,
-    load_text_dataset,
-    pack_dataset,
-    pad_collator,
-    sentence_dataset,
-)
+from hf_hundredpage.data import EMBEDDED_CORPUS, default_tokenizer_path, lm_dataset, load_text_dataset
 from hf_hundredpage.evaluation import evaluate_against_ngram
 from hf_hundredpage.paths import resolve_model_path
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
@@ -37,16 +24,14 @@ from hf_hundredpage.training import (
     ModelArguments,
     RunClock,
     SampleGenerationCallback,
-    ThroughputProgressCallback,
     build_model,
     finish_run,
     format_table,
-    model_flops_per_token,
     prepare_run,
     start_run,
     weights_identical_across_ranks,
 )
-from hf_hundredpage.training.run import command_line, whole_run_totals
+from hf_hundredpage.training.run import command_line, run_config, whole_run_totals
 
 
 @dataclass
@@ -77,24 +62,15 @@ def main(argv=None) -> int:
     run = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
 
     with training_args.main_process_first(desc="tokenize and pack"):
-        if script_args.packing:
-            data, collator = pack_dataset(raw, tokenizer, script_args.block_size, text_column=script_args.text_column), default_data_collator
-        else:
-            data = sentence_dataset(raw, tokenizer, script_args.block_size, text_column=script_args.text_column)
-            collator = pad_collator(tokenizer)
-    tokens_per_step = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-                       * training_args.world_size * script_args.block_size)
+        data, collator = lm_dataset(raw, tokenizer, script_args.block_size, packing=script_args.packing,
+                                    text_column=script_args.text_column)
     samples = SampleGenerationCallback(tokenizer, script_args.sample_prompts, script_args.sample_max_new_tokens)
     callbacks = [samples, RunClock()] + ([EarlyStoppingCallback(script_args.early_stopping_patience)]
                                          if script_args.early_stopping_patience else [])
     trainer = HundredPageTrainer(
         model=model, args=training_args, train_dataset=data["train"], eval_dataset=data["validation"],
-        data_collator=collator, processing_class=tokenizer, callbacks=callbacks, tokens_per_step=tokens_per_step,
-        flops_per_token=model_flops_per_token(model, script_args.block_size),
+        data_collator=collator, processing_class=tokenizer, callbacks=callbacks, block_size=script_args.block_size,
     )
-    trainer.remove_callback(ProgressCallback)
-    if not training_args.disable_tqdm:
-        trainer.add_callback(ThroughputProgressCallback())
 
     train_result = trainer.train(resume_from_checkpoint=resume)
     tokens_per_second = trainer.training_throughput(train_result.metrics["train_runtime"])  # before evaluation below
@@ -113,7 +89,7 @@ def main(argv=None) -> int:
         "block_eval_loss": block_eval["eval_loss"],
         **whole_run_totals(trainer, train_result),
         "train_steps": trainer.state.global_step,
-        "train_tokens": trainer.state.global_step * tokens_per_step,
+        "train_tokens": trainer.state.global_step * trainer.tokens_per_step,
         "train_tokens_per_second": round(tokens_per_second, 1),
         "num_parameters": model.num_parameters(),
         "world_size": training_args.world_size,
@@ -122,16 +98,14 @@ def main(argv=None) -> int:
     ngram = f"{script_args.ngram_order}-gram (Kneser-Ney)"
     rows = [(name, f"{metrics[p + 'eval_loss']:.3f}", f"{metrics[p + 'eval_perplexity']:.1f}", f"{metrics[p + 'eval_bits_per_byte']:.3f}")
             for name, p in ((model_args.model_type, ""), (f"{script_args.ngram_order}-gram KN baseline", "ngram_"))]
-    config = {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
-              **{k: getattr(training_args, k) for k in ("max_steps", "num_train_epochs", "per_device_train_batch_size",
-                 "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "seed")}}
     finish_run(
         run, trainer, tokenizer, metrics=metrics, plot_title=f"{model_args.model_type} pretraining",
         extra_files={"samples.json": {"prompts": script_args.sample_prompts, "evaluations": samples.samples}},
         card=dict(task="pretrain", model_family=model_args.model_type, datasets=script_args.dataset_name,
                   metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
                   baseline_metrics={k[len("ngram_"):]: v for k, v in metrics.items() if k.startswith("ngram_eval_")},
-                  baseline_name=ngram, command=command_line("pretrain.py", argv), config=config, resumed=metrics["resumed"]),
+                  baseline_name=ngram, command=command_line("pretrain.py", argv),
+                  config=run_config(script_args, model_args, training_args), resumed=metrics["resumed"]),
         table=format_table(rows, header=("validation", "loss", "perplexity", "bits/byte")),
         summary=f"{metrics['train_tokens']:,} tokens in {metrics['train_runtime']:.0f} s "
                 f"({metrics['train_tokens_per_second']:,.0f} tok/s).",

@@ -18,7 +18,7 @@ greedy answers on the test split before and after training), `predictions.json`,
 """
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from transformers import EarlyStoppingCallback
@@ -32,7 +32,7 @@ from hf_hundredpage.finetuning.sft import check_max_length, configure_loss_mask,
 from hf_hundredpage.generation import set_generation_stop_tokens
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
 from hf_hundredpage.training import RunClock, finish_run, format_table, prepare_run, start_run
-from hf_hundredpage.training.run import command_line, whole_run_totals
+from hf_hundredpage.training.run import command_line, run_config, whole_run_totals
 
 
 @dataclass
@@ -109,9 +109,6 @@ def main(argv=None) -> int:
     }
     predictions = [{"prompt": tokenizer.decode(p["prompt_ids"]), "prediction": p["prediction"], "reference": p["reference"],
                     "correct": p["correct"]} for p in exact["predictions"]]
-    config = {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
-              **{k: getattr(training_args, k) for k in ("max_steps", "num_train_epochs", "per_device_train_batch_size",
-                 "learning_rate", "max_length", "packing", "assistant_only_loss", "completion_only_loss", "seed")}}
     task = ("qlora" if model_args.load_in_4bit else "lora") if is_adapter else "sft"
 
     def save(folder):
@@ -125,7 +122,8 @@ def main(argv=None) -> int:
                   base_model=model_args.model_name_or_path, datasets=script_args.dataset_name,
                   metrics={"eval_loss": metrics["eval_loss"], "test_exact_match": metrics["eval_exact_match"]},
                   baseline_metrics={"eval_loss": metrics["base_eval_loss"], "test_exact_match": metrics["base_eval_exact_match"]},
-                  baseline_name="base model (before SFT)", command=command_line("sft.py", argv), config=config,
+                  baseline_name="base model (before SFT)", command=command_line("sft.py", argv),
+                  config=run_config(script_args, model_args, training_args, ("max_length", "packing", "assistant_only_loss", "completion_only_loss")),
                   baseline_description="The baseline is the same model before finetuning, scored on the same splits.",
                   resumed=metrics["resumed"]),
         table=format_table([("before SFT", f"{metrics['base_eval_loss']:.3f}", f"{metrics['base_eval_exact_match']:.3f}"),

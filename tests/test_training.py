@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import TrainingArguments
 
 from hf_hundredpage.training import (
     model_flops_per_token,
@@ -77,3 +78,66 @@ def test_loss_plot_and_atomic_json(tmp_path):
     write_json(tmp_path / "m.json", {"b": 1, "a": 2.5})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 2.5, "b": 1}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_prepare_run_leaves_push_to_hub_and_hub_strategy_to_the_trainer(tmp_path):
+    """The user's hub_strategy reaches the Trainer (it used to be switched off); the repo is named after the output
+    folder, not after the staging folder of an overwrite."""
+    from transformers import TrainingArguments
+
+    from hf_hundredpage.training import prepare_run
+
+    out = tmp_path / "my-model"
+    out.mkdir()
+    (out / "old.txt").write_text("x")
+    args = TrainingArguments(output_dir=str(out), push_to_hub=True, hub_strategy="checkpoint", use_cpu=True,
+                             report_to="none")
+    run = prepare_run(args, overwrite_output_dir=True, resume=None)
+    assert args.push_to_hub and args.hub_strategy == "checkpoint" and run.push_to_hub
+    assert args.hub_model_id == "my-model" and run.staged and args.output_dir == str(run.work_dir)
+
+
+def test_commit_removes_only_what_the_previous_run_wrote(tmp_path):
+    from hf_hundredpage.training.run import MANIFEST, Run, read_manifest
+
+    out, work = tmp_path / "out", tmp_path / ".out.staging"
+    out.mkdir()
+    work.mkdir()
+    (out / MANIFEST).write_text(json.dumps({"files": ["model.safetensors", "checkpoint-5", "../escape"]}))
+    (out / "model.safetensors").write_text("old")
+    (out / "checkpoint-5").mkdir()
+    (out / "notes.txt").write_text("mine")
+    (tmp_path / "escape").write_text("outside")
+    (work / "model.safetensors").write_text("new")
+    (work / "metrics.json").write_text("{}")
+    Run(output_dir=out, work_dir=work, push_to_hub=False).commit()
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, "metrics.json", "model.safetensors", "notes.txt"])
+    assert (out / "model.safetensors").read_text() == "new" and (tmp_path / "escape").read_text() == "outside"
+    assert read_manifest(out) == ["metrics.json", "model.safetensors"] and not work.exists()
+
+
+@pytest.mark.parametrize("value,expected", [
+    (["--max_steps", "-5"], "max_steps=-5 is out of range"),
+    (["--max_steps", "0"], "max_steps=0 is out of range"),
+    (["--lora_dropout", "1.5"], "lora_dropout=1.5 is out of range"),
+    (["--learning_rate", "-1"], "learning_rate=-1.0 is out of range"),
+])
+def test_recipe_parser_refuses_out_of_domain_numbers(value, expected):
+    from hf_hundredpage.finetuning import HundredPageModelConfig
+    from hf_hundredpage.recipe_parser import RecipeConfigError, RecipeParser
+
+    parser = RecipeParser((HundredPageModelConfig, TrainingArguments))
+    with pytest.raises(RecipeConfigError, match=expected):
+        parser.parse_recipe_args(["--output_dir", "x", "--use_cpu", "true", *value])
+
+
+def test_recipe_parser_yaml_values_are_checked_like_flags(tmp_path):
+    from hf_hundredpage.recipe_parser import RecipeConfigError, RecipeParser
+
+    config = tmp_path / "c.yaml"
+    config.write_text("max_step: 3\n")
+    with pytest.raises(RecipeConfigError, match="unknown key 'max_step' in .*c.yaml \\(did you mean 'max_steps'\\?\\)"):
+        RecipeParser((TrainingArguments,)).parse_recipe_args(["--config", str(config), "--output_dir", "x"])
+    config.write_text("max_steps: many\n")
+    with pytest.raises(RecipeConfigError, match="max_steps in .*c.yaml: invalid int value"):
+        RecipeParser((TrainingArguments,)).parse_recipe_args(["--config", str(config), "--output_dir", "x"])

@@ -7,7 +7,7 @@
 """
 
 from .collators import pad_collator
-from .packing import pack_dataset, sentence_dataset, split_into_sentences
+from .packing import lm_dataset, pack_dataset, sentence_dataset, split_into_sentences
 from .sources import EMBEDDED_CORPUS, default_tokenizer_path, embedded_corpus_files, load_source
 from .text import count_utf8_bytes, load_text_dataset
 
@@ -18,6 +18,7 @@ __all__ = [
     "default_tokenizer_path",
     "embedded_corpus_files",
     "load_source",
+    "lm_dataset",
     "load_text_dataset",
     "pack_dataset",
     "pad_collator",

@@ -220,3 +220,21 @@ def to_prompt_completion(
     if missing:
         raise ValueError(f"dataset has no {sorted(missing)} column(s): load it with load_classification_dataset().")
     return dataset.map(convert, batched=True, remove_columns=columns)
+
+
+def tokenize_texts(dataset: DatasetDict, tokenizer, max_length: int | None) -> DatasetDict:
+    """The head route's inputs: ``text`` tokenized (truncated to `max_length`), ``label`` kept."""
+    return dataset.map(lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+                       batched=True, remove_columns=["text"])
+
+
+def describe_labels(label_names: list[str], prompt_template: str | None = None, adapter_head: bool = False) -> str:
+    """The model card's "Labels" section: the label ids, and how to use them (the prompt a label-generation
+    classifier completes; how to load an adapter whose base has no classification head)."""
+    text = f"Label ids: {', '.join(f'{i} = `{name}`' for i, name in enumerate(label_names))}."
+    if prompt_template is not None:
+        text += f" The model writes the label name after this prompt:\n\n```\n{prompt_template}\n```"
+    elif adapter_head:
+        text += (f" The adapter's base has no classification head: load it with `num_labels={len(label_names)}` "
+                 "(and these `id2label` / `label2id`) before `PeftModel.from_pretrained`.")
+    return text

@@ -79,6 +79,18 @@ def _stream_blocks(
         buffer = buffer[usable:]
 
 
+def lm_dataset(raw, tokenizer, block_size: int, *, packing: bool = True, text_column: str = "text"):
+    """The pretraining data and its collator: packed blocks (`pack_dataset`, `default_data_collator`) or the
+    notebooks' one sentence per row (`sentence_dataset`, `pad_collator`)."""
+    if packing:
+        from transformers import default_data_collator
+
+        return pack_dataset(raw, tokenizer, block_size, text_column=text_column), default_data_collator
+    from .collators import pad_collator
+
+    return sentence_dataset(raw, tokenizer, block_size, text_column=text_column), pad_collator(tokenizer)
+
+
 def pack_dataset(
     ds: Dataset | IterableDataset | DatasetDict | IterableDatasetDict,
     tokenizer,

@@ -135,3 +135,28 @@ def exact_match_accuracy(
         raise ValueError("no prompts to score: pass a non-empty evaluation split.")
     predictions = generate_labels(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return sum(prediction == label.strip() for prediction, label in zip(predictions, labels)) / len(labels)
+
+
+def baseline_report(
+    scores: dict[str, float], dataset, *, method: str, model_type: str, bow: BagOfWordsBaseline
+) -> tuple[dict[str, float], list[tuple[str, str]], str]:
+    """The classifier's test scores beside its baselines, fitted on the same train split and scored on the same test
+    split: the bag-of-words logistic regression (§2.1) and the majority class.
+
+    Returns:
+        ``(metrics, rows, markdown)``: the ``eval_*`` / ``validation_*`` scores with ``bow_eval_*`` and
+        ``majority_eval_*`` added; (name, metric prefix) rows for a results table; the card's markdown table.
+    """
+    test_labels = list(dataset["test"]["label"])
+    bow.fit(list(dataset["train"]["text"]), list(dataset["train"]["label"]))
+    metrics = {
+        **{k: v for k, v in scores.items()
+           if k.startswith(("eval_", "validation_")) and not k.endswith(("_runtime", "per_second"))},
+        **bow.evaluate(list(dataset["test"]["text"]), test_labels, prefix="bow_eval_"),
+        **majority_class_metrics(list(dataset["train"]["label"]), test_labels, prefix="majority_eval_"),
+    }
+    rows = [(f"{model_type} ({method})", "eval_"), ("bag-of-words LR", "bow_eval_"), ("majority class", "majority_eval_")]
+    markdown = "\n".join(["Scores on the test split; the baselines are fitted on the same train split.", "",
+                          "| model | accuracy | macro F1 |", "|---|---|---|"]
+                         + [f"| {name} | {metrics[p + 'accuracy']:.4f} | {metrics[p + 'macro_f1']:.4f} |" for name, p in rows])
+    return metrics, rows, markdown

@@ -4,6 +4,7 @@ merging adapters into standalone models (`adapters`)."""
 from .adapters import merge_adapter
 from .peft import (
     HundredPageModelConfig,
+    apply_peft,
     get_peft_config,
     get_quantization_config,
     guard_cpu_4bit,
@@ -14,6 +15,7 @@ from .peft import (
 
 __all__ = [
     "HundredPageModelConfig",
+    "apply_peft",
     "get_peft_config",
     "get_quantization_config",
     "guard_cpu_4bit",

@@ -194,6 +194,19 @@ def get_peft_config(args: HundredPageModelConfig, model: PreTrainedModel, task_t
     return config
 
 
+def apply_peft(model: PreTrainedModel, args: HundredPageModelConfig, task_type: str, gradient_checkpointing: bool = False):
+    """`model` wrapped in LoRA adapters as `args` asks (unchanged when ``use_peft`` is off), a 4-/8-bit base prepared
+    for training first; for trainers that take a ready model (`transformers.Trainer`; TRL's take `peft_config`)."""
+    peft_config = get_peft_config(args, model, task_type)
+    if peft_config is None:
+        return model
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if args.load_in_4bit or args.load_in_8bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    return get_peft_model(model, peft_config)
+
+
 # --------------------------------------------------------------------------------------------------- 4-bit on CPU
 
 

@@ -71,10 +71,11 @@ def example_lengths(tokenizer, dataset) -> list[int]:
     return lengths
 
 
-def check_max_length(training_args, tokenizer, data, model_max: int | None) -> str:
+def check_max_length(training_args, tokenizer, data, model_max: int | None, lengths_of=example_lengths) -> str:
     """Never train on cut answers: raise ``max_length`` to the longest example when the model's context allows it
-    (returning the warning line, with the count of rows affected), else refuse with the count."""
-    lengths = [n for split in ("train", "validation") if split in data for n in example_lengths(tokenizer, data[split])]
+    (returning the warning line, with the count of rows affected), else refuse with the count. `lengths_of`
+    (tokenizer, split) gives the token count of each sequence the trainer builds (`example_lengths` for SFT)."""
+    lengths = [n for split in ("train", "validation") if split in data for n in lengths_of(tokenizer, data[split])]
     if not lengths or training_args.max_length is None:
         return ""
     longest = max(lengths)

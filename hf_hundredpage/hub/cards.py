@@ -71,6 +71,8 @@ KNOWN_METRICS: dict[str, MetricSpec] = {
     "mean_token_accuracy": MetricSpec("accuracy", "Token accuracy", higher_is_better=True, config="token"),
     "rewards/accuracies": MetricSpec("accuracy", "Preference accuracy", higher_is_better=True, config="preference"),
     "exact_match": MetricSpec("exact_match", "Exact match", higher_is_better=True),
+    "preference_rate": MetricSpec("preference_rate", "Preference rate (greedy answer = chosen)", higher_is_better=True),
+    "margin": MetricSpec("margin", "Mean reward margin (chosen - rejected)", higher_is_better=True),
     "rouge1": MetricSpec("rouge", "ROUGE-1", higher_is_better=True, config="rouge1"),
     "rouge2": MetricSpec("rouge", "ROUGE-2", higher_is_better=True, config="rouge2"),
     "rougeL": MetricSpec("rouge", "ROUGE-L", higher_is_better=True, config="rougeL"),
@@ -93,9 +95,11 @@ TASK_DESCRIPTIONS = {
     "qlora": "fine-tuned with low-rank adapters over a 4-bit quantized base (QLoRA, book ch. 5)",
     "classify": "fine-tuned to classify text (book ch. 5)",
     "merge-adapter": "a LoRA adapter merged into its base model (book §5.5)",
+    "dpo": "aligned with human preferences by direct preference optimization (DPO, book §6.4)",
+    "reward": "trained as a reward model that scores answers by preference (book §6.4)",
 }
 TASK_NAMES = {"text-generation": "Language modeling", "text-classification": "Text classification"}
-CLASSIFICATION_TASKS = ("classify",)
+CLASSIFICATION_TASKS = ("classify", "reward")
 # Tasks whose model continues plain text: their quick start never uses the chat template, even when the tokenizer
 # ships one (the book's tokenizer does). A classifier in these tasks that writes its label gets the label snippet.
 TEXT_CONTINUATION_TASKS = ("pretrain", "convert", *CLASSIFICATION_TASKS)

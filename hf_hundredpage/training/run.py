@@ -216,6 +216,19 @@ def finish_run(
         print(f"pushed: {url}")
 
 
+TRAINING_KEYS = ("max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+                 "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "seed")
+
+
+def run_config(script_args, model_args, training_args, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The configuration shown in the model card: the script's and model's arguments that are set, and the main
+    training arguments (`TRAINING_KEYS` plus `extra_keys`)."""
+    from dataclasses import asdict
+
+    return {**asdict(script_args), **{k: v for k, v in asdict(model_args).items() if v is not None},
+            **{k: getattr(training_args, k) for k in TRAINING_KEYS + tuple(extra_keys)}}
+
+
 def command_line(script: str, argv) -> str:
     """The command that reproduces this run, for the model card."""
     import shlex

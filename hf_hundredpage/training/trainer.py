@@ -9,7 +9,7 @@ import shutil
 import time
 
 import torch
-from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers import PreTrainedModel, ProgressCallback, Trainer, TrainerCallback
 
 
 def model_flops_per_token(model: PreTrainedModel, seq_len: int) -> float:
@@ -54,10 +54,18 @@ class HundredPageTrainer(Trainer):
     while saving never leaves a half-written `checkpoint-N` for `resume_from_checkpoint` to pick up.
     """
 
-    def __init__(self, *args, tokens_per_step: int | None = None, flops_per_token: float | None = None, **kwargs):
+    def __init__(self, *args, block_size: int | None = None, **kwargs):
+        """`block_size`: tokens per training sequence; with it, logs carry tokens/s and MFU and the progress bar
+        shows them (`ThroughputProgressCallback`)."""
         super().__init__(*args, **kwargs)
-        self.tokens_per_step = tokens_per_step
-        self.flops_per_token = flops_per_token
+        self.tokens_per_step = block_size and (self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+                                               * self.args.world_size * block_size)
+        self.flops_per_token = block_size and model_flops_per_token(self.model, block_size)
+        if block_size and not self.args.disable_tqdm:
+            from .callbacks import ThroughputProgressCallback
+
+            self.remove_callback(ProgressCallback)
+            self.add_callback(ThroughputProgressCallback())
         self._throughput_mark: tuple[float, int] | None = None
         self._peak_flops: float | None = None
         self.evaluation_seconds = 0.0  # time spent in evaluate() (and its sample generations) during the run

@@ -137,7 +137,17 @@ def test_sigkill_mid_run_then_resume_gives_the_same_weights(tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
-    assert json.loads((killed / "metrics.json").read_text())["train_steps"] == 80
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["train_steps"] == 80
+    # the card and metrics report the whole run, not the resumed segment: two sessions, and every logged loss
+    reference_metrics = json.loads((reference / "metrics.json").read_text())
+    assert metrics["resumed"] and metrics["train_sessions"] == 2 and not reference_metrics["resumed"]
+    logged = [e["loss"] for e in json.loads((killed / "checkpoint-80" / "trainer_state.json").read_text())["log_history"]
+              if "loss" in e] if (killed / "checkpoint-80").is_dir() else None
+    if logged:
+        assert metrics["train_loss"] == pytest.approx(sum(logged) / len(logged))
+    assert "resumed from a checkpoint" in (killed / "README.md").read_text()
+    assert "FutureWarning" not in resumed.stderr  # library deprecation noise is silenced at the entry point
 
 
 def test_two_process_cpu_ddp_ends_with_identical_weights(tmp_path):

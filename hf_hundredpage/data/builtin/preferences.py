@@ -3,7 +3,7 @@
 Every prompt names a mood and a thing; the two candidate answers praise or criticise the thing::
 
     prompt:  "Mood: cheerful. Talk about the river.\\nAnswer:"
-    answers: " Great river!"   " Poor river."
+    answers: " Great river."   " Poor river."
 
 * the ``sft`` data shows, for each prompt, either answer with probability 1/2, whatever the mood: a model finetuned
   on it learns the format and both answers, but not which one to give;
@@ -48,7 +48,7 @@ REQUESTS = ("Talk about the {thing}.", "Tell me about the {thing}.", "Describe t
 
 def _answers(thing: str) -> tuple[str, str]:
     """(the happy answer, the sad answer)."""
-    return f"Great {thing}!", f"Poor {thing}."
+    return f"Great {thing}.", f"Poor {thing}."
 
 
 def _row(question: str, chosen: str, rejected: str, mood: str, config: str, rng: random.Random) -> dict:
