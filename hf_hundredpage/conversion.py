@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -30,6 +28,7 @@ from .models import (
     HundredPageTransformerConfig,
     HundredPageTransformerForCausalLM,
 )
+from .outputs import check_output_dir, save_folder
 
 
 RNN_KEYS = ("state_dict", "vocab_size", "emb_dim", "num_layers", "pad_index")
@@ -162,9 +161,7 @@ def convert_book_checkpoint(
 ):
     """Convert a notebook checkpoint into `output_dir` (safetensors, config with `auto_map`, code files,
     generation config and, when found or given, the tokenizer). Returns the converted model."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite_output_dir:
-        raise FileExistsError(f"output directory {output_dir} is not empty: choose another or pass --overwrite_output_dir")
+    check_output_dir(output_dir, overwrite_output_dir, resuming=False)
     checkpoint = load_book_checkpoint(checkpoint_path)
     kind = detect_kind(checkpoint)
     model = rnn_from_book(checkpoint) if kind == "rnn" else transformer_from_book(checkpoint)
@@ -183,18 +180,12 @@ def convert_book_checkpoint(
                 setattr(model.generation_config, name, getattr(tokenizer, name))
     model.generation_config.pad_token_id = model.config.pad_token_id
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        model.save_pretrained(staging)
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
         if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            tokenizer.save_pretrained(folder)
+
+    save_folder(output_dir, save)
     return model
 
 

@@ -211,13 +211,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     from .data import count_utf8_bytes, load_text_dataset
+    from .outputs import check_output_dir, save_folder
 
     output_dir = Path(args.output_dir)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not args.overwrite_output_dir:
-        raise ValueError(
-            f"Output directory {output_dir} already exists and is not empty; pass --overwrite_output_dir "
-            "or choose another --output_dir."
-        )
+    check_output_dir(output_dir, args.overwrite_output_dir, resuming=False)
     dataset = load_text_dataset(args.dataset_name, args.dataset_config, text_column=args.text_column)
     train = dataset["train"]
     if args.max_samples is not None:
@@ -230,7 +227,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         show_progress=True,
         text_column=args.text_column,
     )
-    tokenizer.save_pretrained(output_dir)
+    save_folder(output_dir, tokenizer.save_pretrained)
 
     # Summary: how much the vocabulary compresses held-out text (bytes per token, higher is better).
     validation = dataset["validation"]

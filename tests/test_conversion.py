@@ -69,7 +69,8 @@ def test_refuses_non_empty_output_dir(tmp_path, book_rnn, capsys):
     assert "--overwrite_output_dir" in capsys.readouterr().err
     assert (out / "precious.txt").read_text() == "user data"
     assert cli(["convert-book", str(path), str(out), "--overwrite_output_dir"]) == 0
-    assert (out / "model.safetensors").exists() and not (out / "precious.txt").exists()
+    # an overwrite replaces what a conversion writes and keeps the user's file (it used to delete the whole folder)
+    assert (out / "model.safetensors").exists() and (out / "precious.txt").read_text() == "user data"
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from .sources import check_columns, complete_splits, load_source
 HINT = "a preference dataset needs 'chosen' and 'rejected' columns (and 'prompt', unless it is in the conversations)"
 
 
-def _text(value) -> str:
+def answer_text(value) -> str:
     """An answer's text: a string, or the contents of its turns."""
     if isinstance(value, list):
         return "".join(str(turn.get("content") or "") if isinstance(turn, dict) else str(turn) for turn in value)
@@ -36,7 +36,7 @@ def check_preference_split(dataset: Dataset, split: str) -> Dataset:
     if len(dataset) == 0:
         raise ValueError(f"the {split} split is empty: put at least one preference pair in it")
     for column in ("chosen", "rejected"):
-        empty = [i for i, value in enumerate(dataset[column]) if not _text(value).strip()]
+        empty = [i for i, value in enumerate(dataset[column]) if not answer_text(value).strip()]
         if empty:
             raise ValueError(f"column {column!r} is empty in {len(empty)} of {len(dataset)} rows of the {split} split "
                              f"(first: row {empty[0]}): every pair needs two non-empty answers")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from ..outputs import check_output_dir, save_folder
 from ..paths import resolve_model_path
 from .peft import CLASSIFIER_HEAD_NAMES, DTYPES, PEFT_TASK_TYPES, quantized_device_map, torch_dtype
 
@@ -41,22 +41,6 @@ def _classifier_labels(adapter_dir: Path) -> dict[str, Any]:
                 if any(key.endswith(f"{head}.weight") for head in CLASSIFIER_HEAD_NAMES):
                     return {"num_labels": f.get_slice(key).get_shape()[0]}
     return {}
-
-
-def _save_atomically(output_dir: Path, save) -> None:
-    """Write into a hidden sibling folder with `save(folder)`, then rename it to `output_dir`."""
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.parent / f".{output_dir.name}.staging-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    try:
-        save(staging)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_merged_card(folder: Path, output_dir: Path, adapter_dir: Path, base: str, merged, task_type: str) -> None:
@@ -115,12 +99,7 @@ def merge_adapter(
         raise FileNotFoundError(f"{adapter_dir} has no adapter_config.json: pass the folder a LoRA run saved its adapter in")
     if output_dir.resolve() == adapter_dir.resolve():
         raise ValueError(f"output_dir {output_dir} is the adapter folder: pass another folder for the merged model")
-    if output_dir.is_file():
-        raise FileExistsError(f"output_dir {output_dir} is a file: pass a directory")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite_output_dir:
-        raise FileExistsError(
-            f"output_dir {output_dir} is not empty: pass --overwrite_output_dir to replace it, or another folder"
-        )
+    check_output_dir(output_dir, overwrite_output_dir, resuming=False)
 
     peft_config = PeftConfig.from_pretrained(str(adapter_dir))
     base_name = peft_config.base_model_name_or_path
@@ -168,7 +147,7 @@ def merge_adapter(
             tokenizer.save_pretrained(folder)
         _write_merged_card(folder, output_dir, adapter_dir, recorded_base, merged, task_type)
 
-    _save_atomically(output_dir, save)
+    save_folder(output_dir, save)
     return merged
 
 

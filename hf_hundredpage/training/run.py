@@ -1,12 +1,6 @@
-"""The start and the end that every recipe shares: `prepare_run` (after everything was validated, before the first
-write) and `finish_run` (save, metrics, loss plot, model card, results table, push), and the output-folder rules
-that keep a user's files safe:
-
-* a run never deletes what it did not write: the folder gets a manifest (`MANIFEST`) of what the run wrote, and an
-  overwrite removes only what the previous run's manifest lists;
-* overwriting a non-empty folder trains beside it (a hidden staging sibling) and swaps the results in only when the
-  run succeeded, so a failed run leaves the previous result intact;
-* ``.``, ``~``, ``/`` and folders that hold a ``.git`` or a ``pyproject.toml`` are refused as output folders.
+"""The start and the end that every recipe shares: `start_run` (seed, resume, output-folder check), `prepare_run`
+(after everything was validated, before the first write) and `finish_run` (save, metrics, loss plot, model card,
+results table, push), under the output-folder rules of `hf_hundredpage.outputs` that keep a user's files safe.
 """
 
 from __future__ import annotations
@@ -22,36 +16,8 @@ from typing import Any
 import torch
 
 from .. import hub
+from ..outputs import MANIFEST, check_output_dir, commit_folder, read_manifest, staging_dir  # noqa: F401
 from .callbacks import RunClock
-
-
-MANIFEST = ".hf-hundredpage-run.json"
-STAGING_SUFFIX = ".hf-hundredpage-staging"
-PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py")
-
-
-class OutputDirError(ValueError):
-    """An output folder the run must not write to; the message says what to pass instead."""
-
-
-def check_output_dir(output_dir: str | os.PathLike, overwrite_output_dir: bool, resuming: bool) -> None:
-    """Refuse an output folder that is a file, the current/home/root folder or a project, or that is not empty
-    (unless asked to overwrite it, or to resume from it)."""
-    given = os.fspath(output_dir)
-    path = Path(given).expanduser()
-    if path.is_file():
-        raise OutputDirError(f"output_dir {given} is a file: pass a directory")
-    resolved = path.resolve()
-    if given.strip() in ("", ".", "./", "~", "/") or resolved in {Path("/"), Path.home().resolve(), Path.cwd().resolve()}:
-        raise OutputDirError(f"output_dir {given} is the current, home or root folder: pass a subfolder such as out/run")
-    marker = next((m for m in PROJECT_MARKERS if (resolved / m).exists()), None) if resolved.is_dir() else None
-    if marker:
-        raise OutputDirError(f"output_dir {given} holds {marker} (a project, not a run): pass a subfolder such as out/run")
-    if resolved.is_dir() and any(resolved.iterdir()) and not overwrite_output_dir and not resuming:
-        raise OutputDirError(
-            f"output_dir {given} is not empty: pass --overwrite_output_dir to replace it, "
-            "--resume_from_checkpoint true to continue its run, or another --output_dir"
-        )
 
 
 def resolve_resume(value) -> bool | str | None:
@@ -76,27 +42,6 @@ def start_run(training_args, script_args) -> bool | str | None:
     return resume
 
 
-def read_manifest(folder: Path) -> list[str] | None:
-    """The top-level names a run of ours wrote into `folder`, or None when it has no (valid) manifest."""
-    try:
-        names = json.loads((folder / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return [n for n in names if isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..")]
-
-
-def _write_manifest(folder: Path) -> None:
-    names = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
-    write_json(folder / MANIFEST, {"files": names, "written_by": "hf_hundredpage"})
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 @dataclass
 class Run:
     """Where a recipe run writes: `work_dir` (the output folder itself, or its staging sibling when overwriting a
@@ -111,20 +56,8 @@ class Run:
         return self.work_dir != self.output_dir
 
     def commit(self) -> None:
-        """Make the finished run the content of `output_dir`: record a manifest; when staged, remove what the previous
-        run's manifest lists (never anything else) and move the new files in."""
-        if not self.staged:
-            _write_manifest(self.output_dir)
-            return
-        _write_manifest(self.work_dir)
-        new = [p.name for p in self.work_dir.iterdir()]
-        for name in read_manifest(self.output_dir) or []:
-            if name not in new:
-                _remove(self.output_dir / name)
-        for name in new:
-            _remove(self.output_dir / name)
-            os.replace(self.work_dir / name, self.output_dir / name)
-        self.work_dir.rmdir()
+        """Make the finished run the content of `output_dir` (`hf_hundredpage.outputs.commit_folder`)."""
+        commit_folder(self.work_dir, self.output_dir)
 
 
 def prepare_run(training_args, *, overwrite_output_dir: bool, resume) -> Run:
@@ -140,7 +73,7 @@ def prepare_run(training_args, *, overwrite_output_dir: bool, resume) -> Run:
     output_dir = Path(training_args.output_dir).expanduser()
     work_dir = output_dir
     if overwrite_output_dir and not resume and output_dir.is_dir() and any(output_dir.iterdir()):
-        work_dir = output_dir.parent / f".{output_dir.name}{STAGING_SUFFIX}"
+        work_dir = staging_dir(output_dir)
         with training_args.main_process_first(desc="clear the staging folder of an interrupted overwrite"):
             if training_args.process_index == 0 and work_dir.exists():
                 shutil.rmtree(work_dir)  # ours: named after the output folder with our suffix

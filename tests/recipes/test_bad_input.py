@@ -21,13 +21,14 @@ from .helpers import REPO, load_recipe, recipe_command, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-RECIPES = {name: load_recipe(name) for name in ("pretrain", "sft", "classify")}
+RECIPES = {name: load_recipe(name) for name in ("pretrain", "sft", "classify", "dpo")}
 CONFIGS = {
     "pretrain": REPO / "recipes/configs/pretrain/tiny_test.yaml",
     "sft": REPO / "recipes/configs/sft/instructions_tiny.yaml",
     "classify": REPO / "recipes/configs/classify/emotions_tiny.yaml",
+    "dpo": REPO / "recipes/configs/dpo/preferences_tiny.yaml",
 }
-DATASET_FILE = {"pretrain": "text", "sft": "prompt", "classify": "text"}
+DATASET_FILE = {"pretrain": "text", "sft": "prompt", "classify": "text", "dpo": "prompt"}
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +185,15 @@ def test_label_generation_never_truncates_the_label(model, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "max_length raised from 8 to" in out and "their answers would have been cut" in out
+
+
+def test_subcommand_overwrite_keeps_user_files(tmp_path, capsys):
+    """Commands follow the recipes' rule: an overwrite replaces their own results and nothing else."""
+    out = busy_folder(tmp_path)
+    argv = ["train-tokenizer", "--max_samples", "200", "--vocab_size", "400", "--output_dir", str(out)]
+    assert cli(argv) == 2 and "is not empty" in capsys.readouterr().err
+    assert cli([*argv, "--overwrite_output_dir"]) == 0
+    assert (out / "important.txt").read_text() == "precious" and (out / "sub" / "data.csv").is_file()
+    assert (out / "tokenizer.json").is_file() and "tokenizer.json" in json.loads((out / MANIFEST).read_text())["files"]
+    assert cli([*argv, "--overwrite_output_dir", "--vocab_size", "300"]) == 0
+    assert (out / "important.txt").read_text() == "precious" and not list(tmp_path.glob(".busy*"))
