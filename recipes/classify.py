@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+from transformers import DataCollatorWithPadding, Trainer
 from trl import SFTConfig, SFTTrainer
 
 from hf_hundredpage import hub
@@ -43,8 +43,8 @@ from hf_hundredpage.evaluation.classification import (
 from hf_hundredpage.finetuning import HundredPageModelConfig, apply_peft, get_peft_config, load_model, load_tokenizer
 from hf_hundredpage.finetuning.sft import check_max_length
 from hf_hundredpage.recipe_parser import RecipeConfigError, RecipeParser, RunArguments, recipe_errors
-from hf_hundredpage.training import RunClock, finish_run, format_table, prepare_run, start_run
-from hf_hundredpage.training.run import command_line, run_config, whole_run_totals
+from hf_hundredpage.training import finish_run, format_table, prepare_run, start_run
+from hf_hundredpage.training.run import command_line, run_callbacks, run_config, whole_run_totals
 
 
 METHODS = ("head", "generation")
@@ -113,8 +113,7 @@ def main(argv=None) -> int:
         prompts = to_prompt_completion(dataset, id2label, script_args.prompt_template)
         print(check_max_length(training_args, tokenizer, prompts, getattr(model.config, "max_position_embeddings", None)) or "", end="")
     run = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
-    callbacks = [RunClock()] + ([EarlyStoppingCallback(script_args.early_stopping_patience)]
-                                if script_args.early_stopping_patience else [])
+    callbacks = run_callbacks(script_args)
 
     label_names = [id2label[i] for i in range(len(id2label))]
     if head:

@@ -13,7 +13,7 @@ for the Hub: safetensors weights, config with `auto_map` and code files, tokeniz
 import sys
 from dataclasses import dataclass, field
 
-from transformers import AutoTokenizer, EarlyStoppingCallback, TrainingArguments
+from transformers import AutoTokenizer, TrainingArguments
 
 from hf_hundredpage.data import EMBEDDED_CORPUS, default_tokenizer_path, lm_dataset, load_text_dataset
 from hf_hundredpage.evaluation import evaluate_against_ngram
@@ -22,7 +22,6 @@ from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_erro
 from hf_hundredpage.training import (
     HundredPageTrainer,
     ModelArguments,
-    RunClock,
     SampleGenerationCallback,
     build_model,
     finish_run,
@@ -31,7 +30,7 @@ from hf_hundredpage.training import (
     start_run,
     weights_identical_across_ranks,
 )
-from hf_hundredpage.training.run import command_line, run_config, whole_run_totals
+from hf_hundredpage.training.run import command_line, run_callbacks, run_config, whole_run_totals
 
 
 @dataclass
@@ -65,8 +64,7 @@ def main(argv=None) -> int:
         data, collator = lm_dataset(raw, tokenizer, script_args.block_size, packing=script_args.packing,
                                     text_column=script_args.text_column)
     samples = SampleGenerationCallback(tokenizer, script_args.sample_prompts, script_args.sample_max_new_tokens)
-    callbacks = [samples, RunClock()] + ([EarlyStoppingCallback(script_args.early_stopping_patience)]
-                                         if script_args.early_stopping_patience else [])
+    callbacks = [samples, *run_callbacks(script_args)]
     trainer = HundredPageTrainer(
         model=model, args=training_args, train_dataset=data["train"], eval_dataset=data["validation"],
         data_collator=collator, processing_class=tokenizer, callbacks=callbacks, block_size=script_args.block_size,

@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass, field
 
 import torch
-from transformers import EarlyStoppingCallback
 from trl import SFTConfig, SFTTrainer
 
 from hf_hundredpage import hub
@@ -31,8 +30,8 @@ from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, l
 from hf_hundredpage.finetuning.sft import check_max_length, configure_loss_mask, load_chat_template
 from hf_hundredpage.generation import set_generation_stop_tokens
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
-from hf_hundredpage.training import RunClock, finish_run, format_table, prepare_run, start_run
-from hf_hundredpage.training.run import command_line, run_config, whole_run_totals
+from hf_hundredpage.training import finish_run, format_table, prepare_run, start_run
+from hf_hundredpage.training.run import command_line, run_callbacks, run_config, whole_run_totals
 
 
 @dataclass
@@ -78,8 +77,7 @@ def main(argv=None) -> int:
     trainer = SFTTrainer(
         model=model, args=training_args, train_dataset=data["train"], eval_dataset=data["validation"],
         processing_class=tokenizer, peft_config=get_peft_config(model_args, model, "CAUSAL_LM"),
-        callbacks=[RunClock()] + ([EarlyStoppingCallback(script_args.early_stopping_patience)]
-                                  if script_args.early_stopping_patience else []),
+        callbacks=run_callbacks(script_args),
     )
     tokenizer = trainer.processing_class  # a chat template cloned from another model may have added tokens
     is_adapter = hasattr(trainer.model, "peft_config")

@@ -109,6 +109,7 @@ EXAMPLE_TEXTS = {
     "chat": "What is a language model?",
     "label-generation": "i feel so happy about the trip",
     "classification": "This book explains language models clearly and briefly.",
+    "reward": "What is a language model?\nAnswer: A model of the next token.",
 }
 
 
@@ -249,7 +250,7 @@ def write_model_card(
         base_model_url=f"https://huggingface.co/{hub_base_model}" if hub_base_model else None,
         num_parameters=_format_count(num_parameters) if num_parameters else None,
         is_adapter=is_adapter,
-        quick_start="classification" if quick_start == "classification" else "generation",
+        quick_start=quick_start if quick_start in ("classification", "reward") else "generation",
         generation_mode=quick_start,
         chat=quick_start == "chat",
         example_text=example_text,
@@ -295,11 +296,13 @@ def model_family(config) -> str:
 def _quick_start(task: str, pipeline_tag: str, prompt_template: str | None, has_chat_template: bool) -> str:
     """Which snippet shows how to use the model: what the model is for, not only what its tokenizer can do.
 
-    ``classification`` for a classification head; ``label-generation`` for a classifier that writes its label after
+    ``reward`` for a reward model (one score per prompt + answer); ``classification`` for a classification head; ``label-generation`` for a classifier that writes its label after
     `prompt_template`; ``generation`` (plain text continuation) for pretrained / converted models, whose tokenizer
     may ship a chat template they were never trained on; ``chat`` for the other tasks (sft, lora, qlora,
     merge-adapter, unknown ones) when the tokenizer has a chat template, ``generation`` otherwise.
     """
+    if task == "reward":
+        return "reward"
     if pipeline_tag == "text-classification":
         return "classification"
     if prompt_template is not None:

@@ -13,7 +13,11 @@ from ..generation import encode_text_prompt, greedy_complete
 
 
 class ThroughputProgressCallback(ProgressCallback):
-    """The training bar shows loss, tokens/s and MFU as they are logged."""
+    """The training bar shows loss, tokens/s and MFU as they are logged; evaluations print one line instead of a
+    second, nested bar under it."""
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        pass
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and self.training_bar is not None and logs:

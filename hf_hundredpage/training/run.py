@@ -89,6 +89,15 @@ def prepare_run(training_args, *, overwrite_output_dir: bool, resume) -> Run:
     return Run(output_dir=output_dir, work_dir=work_dir, push_to_hub=bool(training_args.push_to_hub))
 
 
+def run_callbacks(script_args) -> list:
+    """The callbacks every recipe passes its trainer: the run clock (whole-run totals across resumes) and, with
+    ``early_stopping_patience`` (`RunArguments`), transformers' `EarlyStoppingCallback`."""
+    from transformers import EarlyStoppingCallback
+
+    patience = getattr(script_args, "early_stopping_patience", None)
+    return [RunClock()] + ([EarlyStoppingCallback(patience)] if patience else [])
+
+
 def run_clock(trainer) -> RunClock | None:
     return next((cb for cb in trainer.callback_handler.callbacks if isinstance(cb, RunClock)), None)
 

@@ -21,14 +21,15 @@ from .helpers import REPO, load_recipe, recipe_command, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-RECIPES = {name: load_recipe(name) for name in ("pretrain", "sft", "classify", "dpo")}
+RECIPES = {name: load_recipe(name) for name in ("pretrain", "sft", "classify", "dpo", "reward")}
 CONFIGS = {
     "pretrain": REPO / "recipes/configs/pretrain/tiny_test.yaml",
     "sft": REPO / "recipes/configs/sft/instructions_tiny.yaml",
     "classify": REPO / "recipes/configs/classify/emotions_tiny.yaml",
     "dpo": REPO / "recipes/configs/dpo/preferences_tiny.yaml",
+    "reward": REPO / "recipes/configs/reward/preferences_tiny.yaml",
 }
-DATASET_FILE = {"pretrain": "text", "sft": "prompt", "classify": "text", "dpo": "prompt"}
+DATASET_FILE = {"pretrain": "text", "sft": "prompt", "classify": "text", "dpo": "prompt", "reward": "prompt"}
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +198,22 @@ def test_subcommand_overwrite_keeps_user_files(tmp_path, capsys):
     assert (out / "tokenizer.json").is_file() and "tokenizer.json" in json.loads((out / MANIFEST).read_text())["files"]
     assert cli([*argv, "--overwrite_output_dir", "--vocab_size", "300"]) == 0
     assert (out / "important.txt").read_text() == "precious" and not list(tmp_path.glob(".busy*"))
+
+
+@pytest.mark.parametrize("recipe", ["dpo", "reward"])
+@pytest.mark.parametrize("rows,expected", [
+    ([{"prompt": "Q", "answer": " a", "rejected": " b"}] * 6, "column 'chosen' not found in the train split"),
+    ([{"prompt": f"Q{i}", "chosen": "", "rejected": " b"} for i in range(6)], "column 'chosen' is empty in 4 of 4 rows of the train split"),
+    ([{"prompt": f"Q{i}", "chosen": f" a{i}", "rejected": f" a{i}"} for i in range(6)],
+     "column 'rejected' equals column 'chosen' on every row"),
+], ids=["missing_column", "empty_chosen", "chosen_equals_rejected"])
+def test_bad_preference_data_is_one_line_naming_the_column(recipe, rows, expected, model, tmp_path, capsys):
+    data = tmp_path / "prefs.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = busy_folder(tmp_path)
+    before = snapshot(out)
+    code = RECIPES[recipe].main([*base_args(recipe, model), "--output_dir", str(out), "--overwrite_output_dir", "true",
+                                 "--dataset_name", str(data)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"{recipe}.py: error: ")]
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+    assert snapshot(out) == before
