@@ -179,6 +179,46 @@ class FrequencyPenaltyLogitsProcessor(_TokenCountPenaltyLogitsProcessor):
         return scores - self.penalty * counts.to(scores.dtype)
 
 
+class NGramMixtureLogitsProcessor(LogitsProcessor):
+    r"""
+    [`LogitsProcessor`] that samples from the mixture of the model and a count-based n-gram model (book §2.5 × §4):
+    the next-token log-probabilities become `log(weight * p_ngram + (1 - weight) * softmax(logits))`.
+
+    The n-gram (`hf_hundredpage.evaluation.ngram.NGramLanguageModel`, e.g. the ``ngram_baseline.npz`` the pretraining
+    recipe saves) sees each row without its special tokens (BOS, padding), as it was fitted on documents without
+    them. `weight=0` leaves the model's distribution unchanged; `weight=1` is the n-gram alone. Use the cross-fitted
+    ``mixture_weight`` of the run's metrics.json.
+    """
+
+    supports_continuous_batching = False
+
+    def __init__(self, ngram_model, weight: float, skip_token_ids: list[int] | None = None):
+        if not 0.0 <= float(weight) <= 1.0:
+            raise ValueError(f"the n-gram mixture weight must be in [0, 1], got {weight}")
+        self.ngram, self.weight = ngram_model, float(weight)
+        self.skip = set(skip_token_ids or [])
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        import numpy as np
+
+        log_p_model = scores.float().log_softmax(dim=-1)
+        if self.weight == 0.0:
+            return log_p_model.to(scores.dtype)
+        context = self.ngram.order - 1
+        rows = []
+        for row in input_ids.tolist():
+            tokens = [t for t in row if t not in self.skip][-context:] if context else []
+            rows.append(self.ngram.next_token_distribution(tokens))
+        p_ngram = torch.zeros_like(log_p_model)
+        width = min(p_ngram.shape[-1], self.ngram.vocab_size)
+        p_ngram[:, :width] = torch.from_numpy(np.stack(rows)[:, :width]).to(p_ngram)
+        log_p_ngram = p_ngram.log()
+        if self.weight == 1.0:
+            return log_p_ngram.to(scores.dtype)
+        mixed = torch.logaddexp(math.log(self.weight) + log_p_ngram, math.log1p(-self.weight) + log_p_model)
+        return mixed.to(scores.dtype)
+
+
 def build_logits_processors(
     presence_penalty: float = 0.0,
     frequency_penalty: float = 0.0,
@@ -315,6 +355,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     mode.add_argument(
         "--greedy", dest="do_sample", action="store_false", help="take the most likely token (the default)"
+    )
+    mixture = parser.add_argument_group("count-based mixture (book §2.5 × §4)")
+    mixture.add_argument("--ngram", default=None, help="an n-gram model file (.npz, e.g. the run's ngram_baseline.npz)")
+    mixture.add_argument(
+        "--ngram_weight", type=float, default=None,
+        help="weight of the n-gram in the mixture (default: mixture_weight of the model folder's metrics.json)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed, for reproducible sampling")
     parser.add_argument(
@@ -469,6 +515,20 @@ def _encode_prompt(tokenizer, args: argparse.Namespace, model_name: str) -> dict
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
+def _ngram_mixture(args: argparse.Namespace, tokenizer) -> NGramMixtureLogitsProcessor:
+    from .evaluation.ngram import NGramLanguageModel
+
+    weight = args.ngram_weight
+    metrics_file = os.path.join(args.model, "metrics.json")
+    if weight is None and os.path.isfile(metrics_file):
+        with open(metrics_file, encoding="utf-8") as f:
+            weight = json.load(f).get("mixture_weight")
+    if weight is None:
+        raise ValueError("--ngram needs --ngram_weight (the model folder's metrics.json has no mixture_weight)")
+    skip = [t for t in (tokenizer.bos_token_id, tokenizer.pad_token_id) if t is not None]
+    return NGramMixtureLogitsProcessor(NGramLanguageModel.load(args.ngram), weight, skip_token_ids=skip)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     from transformers import TextStreamer, set_seed
 
@@ -498,6 +558,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         pad_token_id=tokenizer.pad_token_id,
         prompt_ignore_length=None if args.penalize_prompt else prompt_length,
     )
+    if args.ngram:
+        generate_kwargs["logits_processor"].append(_ngram_mixture(args, tokenizer))
     # transformers' streamers take one sequence at a time, which beam search does not produce.
     stream = not args.no_stream and generate_kwargs.get("num_beams", 1) == 1
     if stream:

@@ -17,6 +17,7 @@ from transformers import AutoTokenizer, TrainingArguments
 
 from hf_hundredpage.data import EMBEDDED_CORPUS, default_tokenizer_path, lm_dataset, load_text_dataset
 from hf_hundredpage.evaluation import evaluate_against_ngram
+from hf_hundredpage.evaluation.mixture import mixture_section
 from hf_hundredpage.paths import resolve_model_path
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
 from hf_hundredpage.training import (
@@ -44,6 +45,7 @@ class PretrainArguments(RunArguments):
     sample_prompts: list[str] = field(default_factory=lambda: ["The", "In 1905,", "The city of"])
     sample_max_new_tokens: int = field(default=24)
     ngram_order: int = field(default=3, metadata={"help": "order of the Kneser-Ney n-gram baseline"})
+    ngram_mixture: bool = field(default=True, metadata={"help": "also report λ·p_KN + (1-λ)·p_NN and save the n-gram"})
     eval_max_documents: int | None = field(default=None, metadata={"help": "cap the documents of the final evaluation"})
 
 
@@ -83,7 +85,8 @@ def main(argv=None) -> int:
     metrics = {
         **evaluate_against_ngram(model, tokenizer, raw, text_column=script_args.text_column, order=script_args.ngram_order,
                                  max_documents=script_args.eval_max_documents or (2000 if script_args.streaming else None),
-                                 max_length=script_args.block_size),
+                                 max_length=script_args.block_size, mixture=script_args.ngram_mixture,
+                                 save_ngram_to=run.work_dir / "ngram_baseline.npz" if script_args.ngram_mixture else None),
         "block_eval_loss": block_eval["eval_loss"],
         **whole_run_totals(trainer, train_result),
         "train_steps": trainer.state.global_step,
@@ -95,7 +98,8 @@ def main(argv=None) -> int:
     }
     ngram = f"{script_args.ngram_order}-gram (Kneser-Ney)"
     rows = [(name, f"{metrics[p + 'eval_loss']:.3f}", f"{metrics[p + 'eval_perplexity']:.1f}", f"{metrics[p + 'eval_bits_per_byte']:.3f}")
-            for name, p in ((model_args.model_type, ""), (f"{script_args.ngram_order}-gram KN baseline", "ngram_"))]
+            for name, p in ((model_args.model_type, ""), (f"{script_args.ngram_order}-gram KN baseline", "ngram_"),
+                            (f"mixture (λ={metrics.get('mixture_weight')})", "mixture_")) if p + "eval_loss" in metrics]
     finish_run(
         run, trainer, tokenizer, metrics=metrics, plot_title=f"{model_args.model_type} pretraining",
         extra_files={"samples.json": {"prompts": script_args.sample_prompts, "evaluations": samples.samples}},
@@ -103,6 +107,7 @@ def main(argv=None) -> int:
                   metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
                   baseline_metrics={k[len("ngram_"):]: v for k, v in metrics.items() if k.startswith("ngram_eval_")},
                   baseline_name=ngram, command=command_line("pretrain.py", argv),
+                  extra_sections={"Count-based model and mixture": mixture_section(metrics, model_args.model_type, ngram)},
                   config=run_config(script_args, model_args, training_args), resumed=metrics["resumed"]),
         table=format_table(rows, header=("validation", "loss", "perplexity", "bits/byte")),
         summary=f"{metrics['train_tokens']:,} tokens in {metrics['train_runtime']:.0f} s "

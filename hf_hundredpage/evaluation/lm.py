@@ -185,20 +185,46 @@ def evaluate_causal_lm(
         tokens and of bytes.
     """
     texts = _as_texts(texts)
+    log_probs = causal_lm_token_log_probs(model, tokenizer, texts, max_length=max_length, stride=stride,
+                                          batch_size=batch_size, device=device, show_progress=show_progress)
+    return summarize_log_probs(log_probs, texts)
+
+
+def summarize_log_probs(log_probs: list[np.ndarray], texts: list[str]) -> dict:
+    """`evaluate_causal_lm`'s summary of per-document token log-probabilities (nats) of `texts`."""
+    total_nll = -sum(float(np.sum(doc, dtype=np.float64)) for doc in log_probs)
+    return _summary(total_nll, sum(len(doc) for doc in log_probs), _num_bytes(texts))
+
+
+def causal_lm_token_log_probs(
+    model,
+    tokenizer,
+    texts: Iterable[str],
+    *,
+    max_length: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    show_progress: bool = False,
+) -> list[np.ndarray]:
+    """Natural-log probability of every scored token of each document (all tokens after the first, i.e. after
+    BOS), as `evaluate_causal_lm` scores them; the same tokens as `ngram_token_log_probs`."""
+    texts = _as_texts(texts)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     max_length, stride = _resolve_window(model, tokenizer, max_length, stride)
     documents = _tokenize_documents(tokenizer, texts)
+    result = [np.zeros(max(len(ids) - 1, 0), dtype=np.float64) for ids in documents]
     windows = [
         (doc, begin, end, first_target)
         for doc, ids in enumerate(documents)
         for begin, end, first_target in _sliding_windows(len(ids), max_length, stride)
     ]
-    if not windows:
-        return _summary(0.0, 0, _num_bytes(texts))
     # Longest windows first: batches of similar lengths waste little on padding.
     windows.sort(key=lambda window: window[2] - window[1], reverse=True)
     batches = [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
+    if not batches:
+        return result
 
     if device is not None:
         model.to(device)
@@ -206,7 +232,6 @@ def evaluate_causal_lm(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     was_training = model.training
     model.eval()
-    total_nll, n_tokens = 0.0, 0
     try:
         if show_progress:
             from tqdm.auto import tqdm
@@ -217,25 +242,23 @@ def evaluate_causal_lm(
                 width = max(end - begin for _, begin, end, _ in batch)
                 input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                for row, (doc, begin, end, first_target) in enumerate(batch):
+                for row, (doc, begin, end, _) in enumerate(batch):
                     ids = torch.tensor(documents[doc][begin:end], dtype=torch.long)
                     input_ids[row, : len(ids)] = ids
                     attention_mask[row, : len(ids)] = 1
-                    # Context-only tokens keep the label -100; so do the padding positions.
-                    labels[row, first_target - begin : len(ids)] = ids[first_target - begin :]
                 logits = model(
                     input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
                 ).logits
-                # Position t predicts token t + 1; only the scored positions are turned into float32.
-                targets = labels[:, 1:].to(device)
-                scored = targets != -100
-                nll = F.cross_entropy(logits[:, :-1][scored].float(), targets[scored], reduction="sum")
-                total_nll += float(nll.double())
-                n_tokens += int(scored.sum())
+                for row, (doc, begin, end, first_target) in enumerate(batch):
+                    # Position t predicts token t + 1; only the scored positions are turned into float32.
+                    positions = slice(first_target - begin - 1, end - begin - 1)
+                    targets = input_ids[row, first_target - begin : end - begin].to(device)
+                    scored = F.log_softmax(logits[row, positions].float(), dim=-1)
+                    token_log_probs = scored.gather(-1, targets[:, None])[:, 0]
+                    result[doc][first_target - 1 : end - 1] = token_log_probs.double().cpu().numpy()
     finally:
         model.train(was_training)
-    return _summary(total_nll, n_tokens, _num_bytes(texts))
+    return result
 
 
 def fit_ngram_baseline(
@@ -253,6 +276,20 @@ def fit_ngram_baseline(
     return NGramLanguageModel(order=order, vocab_size=len(tokenizer), discount=discount).fit(sequences)
 
 
+def ngram_token_log_probs(ngram_model: NGramLanguageModel, tokenizer, texts: Iterable[str]) -> list[np.ndarray]:
+    """Natural-log probability of every scored token of each document under the n-gram model: the tokens
+    `causal_lm_token_log_probs` scores (all after BOS, which the n-gram's start context replaces)."""
+    texts = _as_texts(texts)
+    has_bos = tokenizer.bos_token_id is not None
+    result = []
+    for ids in _tokenize_documents(tokenizer, texts):
+        if len(ids) < 2:
+            result.append(np.zeros(0, dtype=np.float64))
+            continue
+        result.append(ngram_model.token_log_probs(ids[1:]) if has_bos else ngram_model.token_log_probs(ids)[1:])
+    return result
+
+
 def evaluate_ngram(ngram_model: NGramLanguageModel, tokenizer, texts: Iterable[str]) -> dict:
     """Loss, perplexity and bits per byte of an n-gram model on `texts`, comparable with :func:`evaluate_causal_lm`.
 
@@ -265,17 +302,7 @@ def evaluate_ngram(ngram_model: NGramLanguageModel, tokenizer, texts: Iterable[s
             f"the n-gram model has vocab_size={ngram_model.vocab_size} but the tokenizer has {len(tokenizer)} "
             "tokens: fit it with fit_ngram_baseline(tokenizer, ...)"
         )
-    total_nll, n_tokens = 0.0, 0
-    has_bos = tokenizer.bos_token_id is not None
-    for ids in _tokenize_documents(tokenizer, texts):
-        if len(ids) < 2:
-            continue
-        # With a BOS, drop it and score every remaining token from the n-gram's start context; without,
-        # score the whole document and leave out the first token's term (it is context only).
-        log_probs = ngram_model.token_log_probs(ids[1:]) if has_bos else ngram_model.token_log_probs(ids)[1:]
-        total_nll -= float(np.sum(log_probs))
-        n_tokens += len(log_probs)
-    return _summary(total_nll, n_tokens, _num_bytes(texts))
+    return summarize_log_probs(ngram_token_log_probs(ngram_model, tokenizer, texts), texts)
 
 
 def format_comparison_table(rows: Mapping[str, Mapping]) -> str:
@@ -325,21 +352,36 @@ def _texts(split, text_column: str, limit: int | None) -> list[str]:
 
 def evaluate_against_ngram(
     model, tokenizer, raw_datasets, *, text_column: str = "text", order: int = 3, max_documents: int | None = None,
-    max_length: int | None = None, ngram_train_documents: int | None = None,
+    max_length: int | None = None, ngram_train_documents: int | None = None, mixture: bool = True,
+    save_ngram_to: str | os.PathLike | None = None,
 ) -> dict[str, float]:
     """The trained model and a Kneser-Ney n-gram (book §2.5, fitted on the same training split with the same
     tokenizer) scored on the same validation documents: loss, perplexity and bits per byte (book §2.6).
 
     Keys: `eval_loss`, `eval_perplexity`, `eval_bits_per_byte`, `eval_tokens`, `eval_bytes` and the same with an
-    `ngram_` prefix. Long documents are scored with a sliding window of `max_length` tokens.
+    `ngram_` prefix; with `mixture`, the same with a `mixture_` prefix for ``λ·p_KN + (1 − λ)·p_NN`` (cross-fitted λ,
+    `hf_hundredpage.evaluation.mixture`) and `mixture_weight` (the mean of the two fitted λ). Long documents are
+    scored with a sliding window of `max_length` tokens. `save_ngram_to`: write the fitted n-gram there (``.npz``),
+    for `hf_hundredpage.generation.NGramMixtureLogitsProcessor`.
     """
+    from .mixture import cross_fitted_mixture
+
     validation = _texts(raw_datasets["validation"], text_column, max_documents)
     train = _texts(raw_datasets["train"], text_column, ngram_train_documents)
     stride = max(1, max_length // 2) if max_length else None
-    ours = evaluate_causal_lm(model, tokenizer, validation, max_length=max_length, stride=stride)
-    ngram = evaluate_ngram(fit_ngram_baseline(tokenizer, train, order=order), tokenizer, validation)
+    nn_docs = causal_lm_token_log_probs(model, tokenizer, validation, max_length=max_length, stride=stride)
+    ngram = fit_ngram_baseline(tokenizer, train, order=order)
+    if save_ngram_to is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(save_ngram_to)), exist_ok=True)
+        ngram.save(save_ngram_to)
+    ngram_docs = ngram_token_log_probs(ngram, tokenizer, validation)
+    scores = {"eval_": summarize_log_probs(nn_docs, validation), "ngram_eval_": summarize_log_probs(ngram_docs, validation)}
     result = {}
-    for prefix, values in (("eval_", ours), ("ngram_eval_", ngram)):
+    if mixture and any(len(doc) for doc in nn_docs):
+        mixed, weights = cross_fitted_mixture(nn_docs, ngram_docs)
+        scores["mixture_eval_"] = summarize_log_probs(mixed, validation)
+        result["mixture_weight"] = round(sum(weights) / 2, 4)
+    for prefix, values in scores.items():
         result.update({
             f"{prefix}loss": values["loss"],
             f"{prefix}perplexity": values["perplexity"],
