@@ -675,7 +675,7 @@ def test_maybe_push_to_hub(trained_folder, fake_hub, tmp_path):
 
 
 def test_wheel_installs_the_model_card_template():
-    """model_cards/ is top-level (the product layout), so a wheel ships it as data files where hub.py looks."""
+    """model_cards/ is top-level (the product layout), so a wheel ships it as data files where hub/cards.py looks."""
     import fnmatch
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
