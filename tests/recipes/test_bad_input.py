@@ -5,6 +5,7 @@ the finetuning recipes. New recipes join the tables when they land."""
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,18 @@ from .helpers import REPO, load_recipe, recipe_command, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-RECIPES = {name: load_recipe(name) for name in ("pretrain", "sft", "classify", "dpo", "reward")}
+RECIPES = {name: load_recipe(name) for name in ("pretrain", "sft", "classify", "dpo", "kto", "orpo", "reward")}
 CONFIGS = {
     "pretrain": REPO / "recipes/configs/pretrain/tiny_test.yaml",
     "sft": REPO / "recipes/configs/sft/instructions_tiny.yaml",
     "classify": REPO / "recipes/configs/classify/emotions_tiny.yaml",
     "dpo": REPO / "recipes/configs/dpo/preferences_tiny.yaml",
+    "kto": REPO / "recipes/configs/kto/preferences_tiny.yaml",
+    "orpo": REPO / "recipes/configs/orpo/preferences_tiny.yaml",
     "reward": REPO / "recipes/configs/reward/preferences_tiny.yaml",
 }
-DATASET_FILE = {"pretrain": "text", "sft": "prompt", "classify": "text", "dpo": "prompt", "reward": "prompt"}
+DATASET_FILE = {"pretrain": "text", "sft": "prompt", "classify": "text", "dpo": "prompt", "kto": "prompt",
+                "orpo": "prompt", "reward": "prompt"}
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +68,24 @@ def base_args(recipe: str, model: Path) -> list[str]:
     return args + ([] if recipe == "pretrain" else ["--model_name_or_path", str(model)])
 
 
-# (case id, extra args builder (tmp_path, model) -> args, expected text in the error line)
+# (case id, extra args builder (tmp_path, recipe) -> args, expected text in the error line)
 CASES = [
-    ("missing_model", lambda tmp, m: ["--model_name_or_path", str(tmp / "out" / "nope")], "does not exist"),
-    ("empty_dataset", lambda tmp, m: ["--dataset_name", str(_empty(tmp))], "is empty"),
-    ("missing_dataset", lambda tmp, m: ["--dataset_name", str(tmp / "missing.jsonl")], "o such file or directory"),
-    ("negative_max_steps", lambda tmp, m: ["--max_steps", "-5"], "max_steps=-5 is out of range"),
-    ("zero_batch", lambda tmp, m: ["--per_device_train_batch_size", "0"], "per_device_train_batch_size=0 is out of range"),
-    ("unknown_flag", lambda tmp, m: ["--learning_rat", "1e-3"], "did you mean --learning_rate"),
+    ("missing_model", lambda tmp, r: ["--model_name_or_path", str(tmp / "out" / "nope")], "does not exist"),
+    ("empty_dataset", lambda tmp, r: ["--dataset_name", str(_empty(tmp))], "is empty"),
+    ("missing_dataset", lambda tmp, r: ["--dataset_name", str(tmp / "missing.jsonl")], "o such file or directory"),
+    ("wrong_column", lambda tmp, r: _wrong_column(tmp, r), "column"),
+    ("negative_max_steps", lambda tmp, r: ["--max_steps", "-5"], "max_steps=-5 is out of range"),
+    ("zero_batch", lambda tmp, r: ["--per_device_train_batch_size", "0"], "per_device_train_batch_size=0 is out of range"),
+    ("unknown_flag", lambda tmp, r: ["--learning_rat", "1e-3"], "did you mean --learning_rate"),
+    ("no_overwrite", lambda tmp, r: ["--overwrite_output_dir", "false"], "is not empty: pass --overwrite_output_dir"),
 ]
+
+
+def _wrong_column(tmp: Path, recipe: str) -> list[str]:
+    """A data file whose columns are not the ones the recipe reads."""
+    rows = [json.dumps({"body": f"some text {i}", "category": "x", "question": "q"}) for i in range(12)]
+    (tmp / "wrong.jsonl").write_text("\n".join(rows) + "\n")
+    return ["--dataset_name", str(tmp / "wrong.jsonl")]
 
 
 def _empty(tmp: Path) -> Path:
@@ -86,7 +99,7 @@ def test_bad_input_is_one_line_and_touches_nothing(recipe, case, extra, expected
     out = busy_folder(tmp_path)
     before = snapshot(out)
     code = RECIPES[recipe].main([*base_args(recipe, model), "--output_dir", str(out), "--overwrite_output_dir", "true",
-                                 *extra(tmp_path, model)])
+                                 *extra(tmp_path, recipe)])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"{recipe}.py: error: ")]
     assert code == 2 and len(err) == 1 and expected in err[0], err
     assert snapshot(out) == before
@@ -200,7 +213,7 @@ def test_subcommand_overwrite_keeps_user_files(tmp_path, capsys):
     assert (out / "important.txt").read_text() == "precious" and not list(tmp_path.glob(".busy*"))
 
 
-@pytest.mark.parametrize("recipe", ["dpo", "reward"])
+@pytest.mark.parametrize("recipe", ["dpo", "kto", "orpo", "reward"])
 @pytest.mark.parametrize("rows,expected", [
     ([{"prompt": "Q", "answer": " a", "rejected": " b"}] * 6, "column 'chosen' not found in the train split"),
     ([{"prompt": f"Q{i}", "chosen": "", "rejected": " b"} for i in range(6)], "column 'chosen' is empty in 4 of 4 rows of the train split"),
@@ -217,3 +230,21 @@ def test_bad_preference_data_is_one_line_naming_the_column(recipe, rows, expecte
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"{recipe}.py: error: ")]
     assert code == 2 and len(err) == 1 and expected in err[0], err
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("recipe", ["sft", "classify"])
+def test_relative_model_path_under_an_existing_folder_fails_at_once(recipe, tmp_path, monkeypatch, capsys):
+    """`out/nope` (or the classify config's default `out/pretrain-tiny`) beside an existing `out/` is a local path,
+    not a Hub id to retry for a minute."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    args = [a for a in base_args(recipe, tmp_path) if a != str(tmp_path)]
+    args = args[:-1] if args[-1] == "--model_name_or_path" else args
+    if recipe == "sft":
+        args += ["--model_name_or_path", "out/nope"]
+    start = time.perf_counter()
+    assert RECIPES[recipe].main([*args, "--output_dir", "run"]) == 2
+    err = capsys.readouterr().err
+    expected = "out/nope" if recipe == "sft" else "out/pretrain-tiny"
+    assert f"model folder {expected} does not exist" in err and time.perf_counter() - start < 30
+    assert not (tmp_path / "run").exists()
