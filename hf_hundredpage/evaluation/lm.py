@@ -150,34 +150,14 @@ def _resolve_window(model, tokenizer, max_length: int | None, stride: int | None
     return int(max_length), int(stride)
 
 
-def evaluate_causal_lm(
-    model,
-    tokenizer,
-    texts: Iterable[str],
-    *,
-    max_length: int | None = None,
-    stride: int | None = None,
-    batch_size: int = 8,
-    device: str | torch.device | None = None,
-    show_progress: bool = False,
-) -> dict:
+def evaluate_causal_lm(model, tokenizer, texts: Iterable[str], **window) -> dict:
     """Loss, perplexity and bits per byte of a causal language model on `texts` (book §2.6).
 
     Works with any `AutoModelForCausalLM` (a forward taking `input_ids` and `attention_mask` and returning
     `.logits`). Documents longer than the window are scored with a sliding window (see the module
-    docstring); windows of all documents are batched together, padded on the right.
-
-    Args:
-        model: the causal language model; put in eval mode for the evaluation and restored afterwards.
-        tokenizer: its tokenizer (a `PreTrainedTokenizerBase`).
-        texts: the documents.
-        max_length: window length in tokens (default: `model.config.max_position_embeddings`, else the
-            tokenizer's `model_max_length` when it has a finite one).
-        stride: how far each window moves (default `max_length // 2`); every token keeps at least
-            `max_length - stride` tokens of left context. Must be smaller than `max_length`.
-        batch_size: windows per forward pass.
-        device: where to run; the model is moved there. Default: where the model already is.
-        show_progress: show a tqdm progress bar over the batches.
+    docstring); windows of all documents are batched together, padded on the right. `window` takes the keyword
+    arguments of `causal_lm_token_log_probs` (``max_length``, ``stride``, ``batch_size``, ``device``,
+    ``show_progress``).
 
     Returns:
         `{"loss", "perplexity", "bits_per_byte", "n_tokens", "n_bytes"}`: the mean NLL per scored token
@@ -185,9 +165,7 @@ def evaluate_causal_lm(
         tokens and of bytes.
     """
     texts = _as_texts(texts)
-    log_probs = causal_lm_token_log_probs(model, tokenizer, texts, max_length=max_length, stride=stride,
-                                          batch_size=batch_size, device=device, show_progress=show_progress)
-    return summarize_log_probs(log_probs, texts)
+    return summarize_log_probs(causal_lm_token_log_probs(model, tokenizer, texts, **window), texts)
 
 
 def summarize_log_probs(log_probs: list[np.ndarray], texts: list[str]) -> dict:
@@ -208,7 +186,20 @@ def causal_lm_token_log_probs(
     show_progress: bool = False,
 ) -> list[np.ndarray]:
     """Natural-log probability of every scored token of each document (all tokens after the first, i.e. after
-    BOS), as `evaluate_causal_lm` scores them; the same tokens as `ngram_token_log_probs`."""
+    BOS), as `evaluate_causal_lm` scores them; the same tokens as `ngram_token_log_probs`.
+
+    Args:
+        model: the causal language model; put in eval mode for the evaluation and restored afterwards.
+        tokenizer: its tokenizer (a `PreTrainedTokenizerBase`).
+        texts: the documents.
+        max_length: window length in tokens (default: `model.config.max_position_embeddings`, else the
+            tokenizer's `model_max_length` when it has a finite one).
+        stride: how far each window moves (default `max_length // 2`); every token keeps at least
+            `max_length - stride` tokens of left context. Must be smaller than `max_length`.
+        batch_size: windows per forward pass.
+        device: where to run; the model is moved there. Default: where the model already is.
+        show_progress: show a tqdm progress bar over the batches.
+    """
     texts = _as_texts(texts)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
