@@ -1,7 +1,7 @@
 """Datasets for the book's language models.
 
 * `sources`: the one loader (embedded corpus, ``builtin:`` datasets, local file or folder, URL, Hub id);
-* `text`, `instructions`, `classification`: the splits and columns each kind of recipe trains on;
+* `text`, `instructions`, `classification`, `preferences`: the splits and columns each kind of recipe trains on;
 * `packing`, `collators`: token blocks, the notebooks' sentence mode, padding;
 * `builtin/`: datasets generated offline; `corpus/`: the embedded Wikipedia corpus and its tokenizer.
 """

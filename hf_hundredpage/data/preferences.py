@@ -12,12 +12,29 @@ columns were probably duplicated; there is nothing to prefer). A dataset whose p
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from datasets import Dataset, DatasetDict
 from trl.data_utils import maybe_extract_prompt
 
+from ..recipe_parser import RunArguments
 from .builtin import BUILTIN_PREFIX
 from .builtin.preferences import BUILTIN_PREFERENCES
 from .sources import check_columns, complete_splits, load_source
+
+
+@dataclass
+class PreferenceDataArguments(RunArguments):
+    """The data keys of the preference recipes (dpo, kto, orpo, reward), as `load_preference_dataset` takes them."""
+
+    dataset_name: str = field(
+        default=BUILTIN_PREFERENCES, metadata={"help": "builtin:preferences, a local .jsonl file or folder, a URL or a Hub id"}
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Hub configuration; for builtin:preferences, pairs or pairs-conversational"}
+    )
+    dataset_num_examples: int = field(default=600, metadata={"help": "size of builtin:preferences"})
+    dataset_test_size: float = field(default=0.1, metadata={"help": "share of train carved out for a missing split"})
 
 
 HINT = "a preference dataset needs 'chosen' and 'rejected' columns (and 'prompt', unless it is in the conversations)"

@@ -97,6 +97,8 @@ TASK_DESCRIPTIONS = {
     "merge-adapter": "a LoRA adapter merged into its base model (book §5.5)",
     "dpo": "aligned with human preferences by direct preference optimization (DPO, book §6.4)",
     "reward": "trained as a reward model that scores answers by preference (book §6.4)",
+    "kto": "aligned with preferences from answers labelled desirable or not (KTO, book §6.4)",
+    "orpo": "aligned with preferences by odds ratio preference optimization, without a reference model (ORPO, book §6.4)",
 }
 TASK_NAMES = {"text-generation": "Language modeling", "text-classification": "Text classification"}
 CLASSIFICATION_TASKS = ("classify", "reward")
