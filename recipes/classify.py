@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     metrics.update({
         "method": script_args.method, "labels": label_names,
         "num_train_examples": len(dataset["train"]), "num_test_examples": len(dataset["test"]),
-        **whole_run_totals(trainer, train_result), "train_steps": trainer.state.global_step,
+        **whole_run_totals(trainer, train_result),
         "num_parameters": trainer.model.num_parameters(),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     })

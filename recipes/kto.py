@@ -82,18 +82,14 @@ def main(argv=None) -> int:
     metrics = {
         **{key: value for key, value in final_eval.items() if key.startswith(("eval_rewards/", "eval_logps/", "eval_kl"))},
         "eval_loss": final_eval["eval_loss"], **report["metrics"], **whole_run_totals(trainer, train_result),
-        "train_steps": trainer.state.global_step,
         "num_parameters": base.num_parameters(),
         "num_trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "reference_model": reference,
     }
 
-    def save(folder):
-        trainer.save_model(str(folder))
-        base.generation_config.save_pretrained(folder)
-
     finish_run(
-        run, trainer, tokenizer, metrics=metrics, plot_title="Kahneman-Tversky optimization", save=save,
+        run, trainer, tokenizer, metrics=metrics, plot_title="Kahneman-Tversky optimization",
+        generation_config=base.generation_config,
         extra_files={"predictions.json": {"test": report["predictions"]}},
         card=dict(task="kto", model_family=hub.model_family(base.config), base_model=model_args.model_name_or_path,
                   datasets=script_args.dataset_name, metrics={"test_preference_rate": after["chosen"]},

@@ -89,7 +89,6 @@ def main(argv=None) -> int:
                                  save_ngram_to=run.work_dir / "ngram_baseline.npz" if script_args.ngram_mixture else None),
         "block_eval_loss": block_eval["eval_loss"],
         **whole_run_totals(trainer, train_result),
-        "train_steps": trainer.state.global_step,
         "train_tokens": trainer.state.global_step * trainer.tokens_per_step,
         "train_tokens_per_second": round(tokens_per_second, 1),
         "num_parameters": model.num_parameters(),

@@ -76,7 +76,6 @@ def main(argv=None) -> int:
         "length_eval_accuracy": length_accuracy,
         "eval_num_examples": len(data["test"]),
         **whole_run_totals(trainer, train_result),
-        "train_steps": trainer.state.global_step,
         "num_parameters": base.num_parameters(),
         "num_trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }

@@ -100,7 +100,6 @@ def main(argv=None) -> int:
         "eval_stopped_at_eos": sum(p["stopped"] for p in exact["predictions"]) / exact["num_examples"],
         "eval_num_examples": exact["num_examples"],
         **whole_run_totals(trainer, train_result),
-        "train_steps": trainer.state.global_step,
         "num_parameters": base.num_parameters(),
         "num_trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "generation_eos_token_id": base.generation_config.eos_token_id,
@@ -109,12 +108,9 @@ def main(argv=None) -> int:
                     "correct": p["correct"]} for p in exact["predictions"]]
     task = ("qlora" if model_args.load_in_4bit else "lora") if is_adapter else "sft"
 
-    def save(folder):
-        trainer.save_model(str(folder))
-        base.generation_config.save_pretrained(folder)
-
     finish_run(
-        run, trainer, tokenizer, metrics=metrics, plot_title="supervised finetuning", save=save,
+        run, trainer, tokenizer, metrics=metrics, plot_title="supervised finetuning",
+        generation_config=base.generation_config,
         extra_files={"predictions.json": {"test": predictions}},
         card=dict(task=task, model_family=hub.model_family(base.config),
                   base_model=model_args.model_name_or_path, datasets=script_args.dataset_name,

@@ -103,14 +103,14 @@ def run_clock(trainer) -> RunClock | None:
 
 
 def whole_run_totals(trainer, train_result) -> dict[str, Any]:
-    """Training time and mean loss of the whole run, a resumed one included (`RunClock`, the restored log history)."""
+    """Training time, mean loss and steps of the whole run, a resumed one included (`RunClock`, the restored log history)."""
     clock = run_clock(trainer)
     sessions = clock.sessions if clock else 1
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry and "eval_loss" not in entry]
     train_loss = sum(losses) / len(losses) if sessions > 1 and losses else train_result.training_loss
     runtime = clock.seconds if clock else train_result.metrics.get("train_runtime", 0.0)
     return {"train_loss": train_loss, "train_runtime": round(runtime, 2), "train_sessions": sessions,
-            "resumed": sessions > 1}
+            "resumed": sessions > 1, "train_steps": trainer.state.global_step}
 
 
 def finish_run(
@@ -124,7 +124,7 @@ def finish_run(
     summary: str,
     plot_title: str,
     extra_files: dict[str, Any] | None = None,
-    save=None,
+    generation_config=None,
 ) -> None:
     """The end of every recipe, on the main process: save the model (or adapter) and tokenizer, write
     ``metrics.json`` (plus `extra_files`, name -> JSON data), ``loss_curve.png`` and the model card, move the run into
@@ -133,13 +133,16 @@ def finish_run(
     Args:
         card: keyword arguments of `hf_hundredpage.hub.write_model_card` (``model_name`` and ``repo_id`` default to
             the Hub id when pushing, else the output folder as given).
-        save: a function of the folder that saves the model, instead of ``trainer.save_model``.
+        generation_config: saved beside the model (``generation_config.json``) when the model to generate with is
+            not the one `trainer.save_model` writes (an adapter's base, whose stop tokens were set for the chat template).
     """
     if not trainer.is_world_process_zero():
         return
     trainer.args.push_to_hub = False  # the Trainer's own pushes (hub_strategy) are done; the final one is ours
     folder = run.work_dir
-    (save or (lambda path: trainer.save_model(str(path))))(folder)
+    trainer.save_model(str(folder))
+    if generation_config is not None:
+        generation_config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     write_json(folder / "metrics.json", metrics)
     for name, data in (extra_files or {}).items():
