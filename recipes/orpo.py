@@ -15,24 +15,16 @@ import sys
 
 import torch
 
+from hf_hundredpage.alignment import PreferenceRateArguments
+from hf_hundredpage.alignment.recipe import finish_alignment, load_alignment_inputs, train_and_rate
+from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config
+from hf_hundredpage.recipe_parser import RecipeParser, recipe_errors
+from hf_hundredpage.training import prepare_run, start_run
+from hf_hundredpage.training.run import run_callbacks
+
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # ORPO lives in trl.experimental; the recipe pins its use
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # noqa: E402
-
-from hf_hundredpage import hub
-from hf_hundredpage.alignment import (
-    PreferenceRateArguments,
-    before_after,
-    check_preference_max_length,
-    evaluate_preference_rate,
-)
-from hf_hundredpage.data.preferences import load_preference_dataset
-from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, load_model, load_tokenizer
-from hf_hundredpage.finetuning.sft import load_chat_template
-from hf_hundredpage.generation import set_generation_stop_tokens
-from hf_hundredpage.recipe_parser import RecipeParser, recipe_errors
-from hf_hundredpage.training import finish_run, prepare_run, start_run
-from hf_hundredpage.training.run import command_line, run_callbacks, run_config, whole_run_totals
 
 
 # Training arguments shown in the model card, besides the usual ones (`run_config`).
@@ -50,13 +42,7 @@ def build_parser() -> RecipeParser:
 def main(argv=None) -> int:
     script_args, model_args, training_args = build_parser().parse_recipe_args(argv)
     resume = start_run(training_args, script_args)
-    data = load_preference_dataset(script_args.dataset_name, script_args.dataset_config, seed=training_args.seed,
-                                   num_examples=script_args.dataset_num_examples, test_size=script_args.dataset_test_size)
-    tokenizer = load_tokenizer(model_args, trust_remote_code=training_args.trust_remote_code)
-    load_chat_template(tokenizer, None, data["train"], model_args.model_name_or_path)
-    model = load_model(model_args, trust_remote_code=training_args.trust_remote_code)
-    print(check_preference_max_length(training_args, tokenizer, data, getattr(model.config, "max_position_embeddings", None))
-          or "", end="")
+    data, tokenizer, model = load_alignment_inputs(script_args, model_args, training_args)
     run = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
 
     trainer = ORPOTrainer(
@@ -64,41 +50,12 @@ def main(argv=None) -> int:
         processing_class=tokenizer, callbacks=run_callbacks(script_args),
         peft_config=get_peft_config(model_args, model, "CAUSAL_LM"),
     )
-    is_adapter = hasattr(trainer.model, "peft_config")
-    base = trainer.model.get_base_model() if is_adapter else trainer.model
-    set_generation_stop_tokens(base, tokenizer)
-    rate = dict(max_examples=script_args.eval_max_examples)
-    before = evaluate_preference_rate(trainer.model, tokenizer, data["test"], **rate)
-    train_result = trainer.train(resume_from_checkpoint=resume)
-    final_eval, after = trainer.evaluate(), evaluate_preference_rate(trainer.model, tokenizer, data["test"], **rate)
-    if not trainer.is_world_process_zero():
-        return 0
-
-    accuracy = final_eval.get("eval_rewards/accuracies", float("nan"))
-    report = before_after(before, after, "ORPO", accuracy)
-    metrics = {
-        **{key: value for key, value in final_eval.items()
-           if key.startswith(("eval_rewards/", "eval_logps/", "eval_nll_loss", "eval_log_odds"))},
-        "eval_loss": final_eval["eval_loss"], **report["metrics"], **whole_run_totals(trainer, train_result),
-        "num_parameters": base.num_parameters(),
-        "num_trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-    }
-
-    finish_run(
-        run, trainer, tokenizer, metrics=metrics, plot_title="odds ratio preference optimization",
-        generation_config=base.generation_config,
-        extra_files={"predictions.json": {"test": report["predictions"]}},
-        card=dict(task="orpo", model_family=hub.model_family(base.config), base_model=model_args.model_name_or_path,
-                  datasets=script_args.dataset_name,
-                  metrics={"test_preference_rate": after["chosen"], "eval_rewards/accuracies": accuracy},
-                  baseline_metrics={"test_preference_rate": before["chosen"]}, baseline_name="model before ORPO",
-                  baseline_description="The baseline is the same model before ORPO, whose "
-                  "greedy answers are scored on the same held-out test prompts.",
-                  command=command_line("orpo.py", argv),
-                  config=run_config(script_args, model_args, training_args, CARD_KEYS), resumed=metrics["resumed"]),
-        table=report["table"],
-        summary=f"{trainer.state.global_step} steps in {metrics['train_runtime']:.0f} s. {'Adapter' if is_adapter else 'Model'}.",
-    )
+    outcome = train_and_rate(trainer, tokenizer, data, script_args, model_args, resume)
+    if trainer.is_world_process_zero():
+        finish_alignment(run, trainer, tokenizer, outcome, method="ORPO", argv=argv,
+                         args=(script_args, model_args, training_args), card_keys=CARD_KEYS,
+                         logged=("eval_rewards/", "eval_logps/", "eval_nll_loss", "eval_log_odds"),
+                         plot_title="odds ratio preference optimization")
     return 0
 
 

@@ -72,6 +72,7 @@ KNOWN_METRICS: dict[str, MetricSpec] = {
     "rewards/accuracies": MetricSpec("accuracy", "Preference accuracy", higher_is_better=True, config="preference"),
     "exact_match": MetricSpec("exact_match", "Exact match", higher_is_better=True),
     "preference_rate": MetricSpec("preference_rate", "Preference rate (greedy answer = chosen)", higher_is_better=True),
+    "kl_to_start": MetricSpec("kl_divergence", "KL from the starting model (nats/token)", higher_is_better=False),
     "margin": MetricSpec("margin", "Mean reward margin (chosen - rejected)", higher_is_better=True),
     "rouge1": MetricSpec("rouge", "ROUGE-1", higher_is_better=True, config="rouge1"),
     "rouge2": MetricSpec("rouge", "ROUGE-2", higher_is_better=True, config="rouge2"),
