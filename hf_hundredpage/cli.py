@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hf_hundredpage.finetuning.adapters",
         "merge a LoRA adapter into its base model and save a standalone model",
     ),
+    "constitutional": (
+        "hf_hundredpage.alignment.constitutional",
+        "critique and revise a chat model's answers against a constitution (§6.4): preference and SFT datasets",
+    ),
     "publish": (
         "hf_hundredpage.hub.publish",
         "upload a trained model folder to the Hugging Face Hub",
