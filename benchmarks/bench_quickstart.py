@@ -6,8 +6,8 @@ training budget, against the shipped ``recipes/configs/pretrain/quickstart.yaml`
 
 Each lever is the quickstart config plus a few keys. It runs ``recipes/pretrain.py`` (the README's job, n-gram
 baseline and mixture included) in a FRESH process, with ``max_steps`` set so that training takes `--budget`
-seconds: the process first times ten training steps of that exact model, batch and precision (after three warmup
-steps; with ``torch_compile`` the compile time is measured and taken off the budget), so a lever that makes steps
+seconds: the process first times twelve training steps of that exact model, batch and precision (after three warmup
+steps; the median step; with ``torch_compile`` the compile time is measured and taken off the budget), so a lever that makes steps
 cheaper gets more of them. A vocabulary lever trains its byte-level BPE tokenizer on the corpus' train split first
 (book §2.3); bits per byte do not depend on the tokenizer, so they compare across vocabularies (loss does not), and
 the Kneser-Ney trigram baseline is refitted on each tokenizer (its bits per byte move too).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,12 +100,14 @@ def steps_per_second(config: dict, tokenizer_path: Path | None) -> tuple[float, 
         compile_seconds = time.perf_counter() - start
     for _ in range(2):
         step()
-    start = time.perf_counter()
-    for _ in range(10):
+    times = []
+    for _ in range(12):
+        start = time.perf_counter()
         step()
-        if time.perf_counter() - start > 60:  # a hopelessly slow lever: its rate is clear already
-            return (_ + 1) / (time.perf_counter() - start), compile_seconds, flops
-    return 10 / (time.perf_counter() - start), compile_seconds, flops
+        times.append(time.perf_counter() - start)
+        if sum(times) > 60:  # a hopelessly slow lever: its rate is clear already
+            break
+    return 1 / statistics.median(times), compile_seconds, flops  # the median: robust to a busy moment
 
 
 def worker(name: str, budget: float, out: Path) -> dict:
