@@ -38,6 +38,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hf_hundredpage.alignment.constitutional",
         "critique and revise a chat model's answers against a constitution (§6.4): preference and SFT datasets",
     ),
+    "prune": (
+        "hf_hundredpage.compression.prune",
+        "prune a model (§6.3): zero small weights, or remove blocks, MLP neurons or attention heads",
+    ),
+    "quantize": (
+        "hf_hundredpage.compression.quantize",
+        "quantize a model after training (§6.3) with bitsandbytes or torchao, or --compare every method",
+    ),
     "publish": (
         "hf_hundredpage.hub.publish",
         "upload a trained model folder to the Hugging Face Hub",

@@ -100,6 +100,8 @@ TASK_DESCRIPTIONS = {
     "reward": "trained as a reward model that scores answers by preference (book §6.4)",
     "kto": "aligned with preferences from answers labelled desirable or not (KTO, book §6.4)",
     "orpo": "aligned with preferences by odds ratio preference optimization, without a reference model (ORPO, book §6.4)",
+    "prune": "pruned after training to fewer or sparser weights (book §6.3)",
+    "quantize": "quantized after training to fewer bits per weight (post-training quantization, book §6.3)",
 }
 TASK_NAMES = {"text-generation": "Language modeling", "text-classification": "Text classification"}
 CLASSIFICATION_TASKS = ("classify", "reward")

@@ -85,8 +85,9 @@ class HundredPageRNNLayer(GradientCheckpointingLayer):
     def recurrent_matrix(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """`U` such that the recurrence is `h @ U`: `hidden_proj.weight.T` for a plain `nn.Linear`; for a wrapped
         one (a PEFT adapter, a bitsandbytes layer) it is read through the module itself (`eye @ W^T = W^T`), so the
-        adapter or the quantized weight applies exactly as in a forward call."""
-        if type(self.hidden_proj) is nn.Linear:
+        adapter or the quantized weight applies exactly as in a forward call; so is a plain layer whose weight is a
+        quantized tensor subclass (torchao), which has no transpose."""
+        if type(self.hidden_proj) is nn.Linear and type(self.hidden_proj.weight) is nn.Parameter:
             return self.hidden_proj.weight.t().to(dtype)
         return self.hidden_proj(torch.eye(self.hidden_size, dtype=dtype, device=device))
 

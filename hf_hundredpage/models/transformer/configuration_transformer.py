@@ -111,6 +111,11 @@ class HundredPageTransformerConfig(PreTrainedConfig):
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.head_dim is None and self.num_attention_heads:
+            if self.hidden_size % self.num_attention_heads:
+                raise ValueError(
+                    f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                    f"({self.num_attention_heads}), or set head_dim explicitly."
+                )
             self.head_dim = self.hidden_size // self.num_attention_heads
         if self.intermediate_size is None:
             self.intermediate_size = 4 * self.hidden_size
@@ -118,11 +123,8 @@ class HundredPageTransformerConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checks run by `@strict` validation: each says what to change."""
-        if self.head_dim * self.num_attention_heads != self.hidden_size and self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads}), or set head_dim explicitly."
-            )
+        # hidden_size % num_attention_heads is checked where head_dim is derived (__post_init__): an explicit
+        # head_dim (e.g. after pruning heads, §6.3) need not divide hidden_size.
         if self.num_attention_heads % self.num_key_value_heads != 0:
             raise ValueError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of num_key_value_heads "
