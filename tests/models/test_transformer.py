@@ -54,6 +54,14 @@ def test_invalid_config_is_rejected(bad):
         tiny_config(**bad)
 
 
+def test_an_explicit_head_dim_need_not_divide_hidden_size():
+    """After pruning heads (§6.3) the head count can be any number: the saved config keeps head_dim explicit."""
+    config = tiny_config(hidden_size=64, num_attention_heads=3, num_key_value_heads=3, head_dim=16)
+    model = HundredPageTransformerForCausalLM(config)
+    assert model.model.layers[0].self_attn.q_proj.weight.shape == (48, 64)
+    assert model(torch.tensor([[1, 2, 3]])).logits.shape[:2] == (1, 3)
+
+
 def test_matches_book_reference_logits():
     torch.manual_seed(0)
     book = DecoderLanguageModel(vocab_size=97, emb_dim=32, num_heads=4, num_blocks=2, pad_idx=0)
