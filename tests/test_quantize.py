@@ -39,7 +39,6 @@ from hf_hundredpage.tokenization import train_bpe_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 pytest.importorskip("bitsandbytes", reason="the bnb-* methods need bitsandbytes")
-pytest.importorskip("torchao", reason="the torchao-* methods need torchao (a dependency of hf_hundredpage)")
 
 KINDS = ("transformer", "rnn", "llama")
 EVAL_DOCUMENTS = 40  # validation documents scored by --compare in these tests
@@ -171,7 +170,9 @@ def saved_config(folder: Path) -> dict:
 def test_loads_with_trust_remote_code_where_hf_hundredpage_is_absent(model_dirs, tmp_path):
     """The quantized folders of the book's models load in a process that never imports hf_hundredpage."""
     expected = {}
-    for kind, method in (("transformer", "bnb-nf4"), ("rnn", "torchao-int8wo")):
+    pairs = [("transformer", "bnb-nf4"), ("rnn", "torchao-int8wo" if unsupported_reason("torchao-int8wo") is None
+                                          else "bnb-int8")]
+    for kind, method in pairs:
         out = tmp_path / f"{kind}-{method}"
         assert cli(["quantize", str(model_dirs[kind]), str(out), "--method", method, "--eval_max_documents", "2",
                     "--max_new_tokens", str(NEW_TOKENS), "--json", str(tmp_path / f"{kind}.json")]) == 0
@@ -220,7 +221,7 @@ def test_compare_has_one_sane_row_per_method(compare_report):
     for name, row in rows.items():
         reason = unsupported_reason(name) if name in METHODS else None
         if reason is not None:
-            assert row["error"] == reason and "CUDA" in reason  # torchao-int4wo without a GPU
+            assert row["error"] == reason and ("CUDA" in reason or "not installed" in reason)  # int4: no GPU here
             continue
         assert "error" not in row, row
         assert row["tokens_per_second"] > 0 and row["eval_tokens"] == fp32["eval_tokens"] > 1000
@@ -231,8 +232,8 @@ def test_compare_has_one_sane_row_per_method(compare_report):
     assert rows["bf16"]["memory_bytes_ratio"] == pytest.approx(0.5, abs=0.01)
     for name in ("bnb-nf4", "bnb-fp4"):  # 4-bit blocks beat 8-bit rows, which beat bf16 only by what lm_head keeps
         assert rows[name]["memory_bytes"] < rows["bnb-int8"]["memory_bytes"] < fp32["memory_bytes"] * 0.6
-    # torchao's int8 weights counted at their stored size, not at get_memory_footprint()'s logical float32
-    assert rows["torchao-int8wo"]["memory_bytes"] < rows["torchao-int8wo"]["memory_footprint"]
+    if "error" not in rows["torchao-int8wo"]:  # torchao's int8 weights at their stored size, not the logical float32
+        assert rows["torchao-int8wo"]["memory_bytes"] < rows["torchao-int8wo"]["memory_footprint"]
 
     table = [line for line in stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| method | bits | disk MB |") and len(table) == 1 + len(rows)
@@ -260,7 +261,7 @@ def test_quantized_quality_is_within_the_measured_tolerance_of_fp32(compare_repo
     [
         (["{model}", "{out}", "--compare"], "--compare saves no model"),
         (["{tmp}/missing", "{out}", "--method", "bnb-nf4"], "does not exist"),
-        (["{model}", "{out}", "--method", "torchao-int4wo"], "needs a CUDA GPU"),
+        (["{model}", "{out}", "--method", "torchao-int4wo"], "torchao-int4wo needs"),  # a GPU, or torchao
         (["{model}", "--method", "bnb-int8"], "OUT is missing"),
         (["{model}", "{out}"], "--method is missing"),
         (["{model}", "{out}", "--method", "bnb-int8", "--skip_modules", "nope"], "matches no nn.Linear"),
@@ -268,7 +269,7 @@ def test_quantized_quality_is_within_the_measured_tolerance_of_fp32(compare_repo
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(args, message, model_dirs, tmp_path, capsys):
-    if message == "needs a CUDA GPU" and unsupported_reason("torchao-int4wo") is None:
+    if message == "torchao-int4wo needs" and unsupported_reason("torchao-int4wo") is None:
         pytest.skip("torchao-int4wo is supported here (CUDA)")
     out = tmp_path / "out"
     argv = [a.format(model=model_dirs["transformer"], out=out, tmp=tmp_path) for a in args]
