@@ -49,7 +49,7 @@ LEVERS: dict[str, dict] = {
     "dropout 0.1": {"hidden_dropout": 0.1},
     "tied embeddings": {"tie_word_embeddings": True},
     "torch.compile": {"torch_compile": True},
-    "bf16 autocast": {"bf16": True},
+    "bf16 autocast": {"bf16": True, "use_cpu": True},
 }
 
 
@@ -143,12 +143,13 @@ def worker(name: str, budget: float, out: Path) -> dict:
     rate, compile_seconds, flops = steps_per_second(config, tokenizer)
     steps = int((budget - compile_seconds) * rate)
     if steps >= 20:  # the Trainer's own step (data, clipping, schedule, logging) costs more: time 40 of them too
-        rate = 40 / (run_recipe(config, 40, tokenizer, out.parent / f"{out.name}-calibration", calibration=True)
-                     ["train_runtime"] - compile_seconds)
+        runtime = run_recipe(config, 40, tokenizer, out.parent / f"{out.name}-calibration", calibration=True)[
+            "train_runtime"]
+        rate = 40 / max(runtime - compile_seconds, 40 / rate)  # the Trainer's step is never cheaper than a bare one
         steps = int((budget - compile_seconds) * rate)
-    if steps < 20:  # e.g. bf16 on a CPU without bf16 matrix units: report the speed, skip a meaningless run
+    if steps < 20:  # compile time over the budget, bf16 on a CPU without bf16 units: report the speed only
         tokens_per_s = rate * config["per_device_train_batch_size"] * config["block_size"]
-        return {"steps": steps, "runtime": 0.0, "tokens_per_s": tokens_per_s, "mfu": tokens_per_s * flops / peak,
+        return {"steps": max(steps, 0), "compile_seconds": compile_seconds, "runtime": 0.0, "tokens_per_s": tokens_per_s, "mfu": tokens_per_s * flops / peak,
                 "bpb": float("nan"), "ngram_bpb": float("nan"), "mixture_bpb": float("nan"), "params": 0}
     metrics = run_recipe(config, steps, tokenizer, out)
     return {"steps": metrics["train_steps"], "runtime": metrics["train_runtime"],
