@@ -111,11 +111,13 @@ DOMAINS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def check_domains(*parsed) -> None:
-    """Raise `RecipeConfigError` for the first field of `parsed` whose value is outside its `DOMAINS` entry."""
+def check_domains(*parsed, domains: dict[str, tuple[Callable[[Any], bool], str]] | None = None) -> None:
+    """Raise `RecipeConfigError` for the first field of `parsed` whose value is outside its `domains` entry
+    (default `DOMAINS`)."""
+    domains = DOMAINS if domains is None else domains
     for obj in parsed:
         for f in fields(obj):
-            rule = DOMAINS.get(f.name)
+            rule = domains.get(f.name)
             value = getattr(obj, f.name, None)
             if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
@@ -127,9 +129,13 @@ def check_domains(*parsed) -> None:
 class RecipeParser(TrlParser):
     """`TrlParser` that raises `RecipeConfigError` (one line) for every bad key, value or file."""
 
-    def __init__(self, dataclass_types, **kwargs):
+    def __init__(self, dataclass_types, *, domains: dict[str, tuple[Callable[[Any], bool], str]] | None = None,
+                 **kwargs):
+        """`domains`: entries that replace `DOMAINS`' for this recipe (a name can mean another range: GKD's ``beta``
+        is a JSD interpolation in [0, 1], DPO's a positive temperature)."""
         kwargs.setdefault("allow_abbrev", False)  # `--learning_rat` is a typo, not `--learning_rate`
         super().__init__(dataclass_types, **kwargs)
+        self.domains = {**DOMAINS, **(domains or {})}
 
     def error(self, message: str):  # argparse calls this for every bad flag or value
         raise RecipeConfigError(message)
@@ -186,7 +192,7 @@ class RecipeParser(TrlParser):
             close = difflib.get_close_matches(flag.lstrip("-"), self.known_keys(), n=1)
             hint = f" (did you mean --{close[0]}?)" if close else ""
             raise RecipeConfigError(f"unknown command-line argument {flag!r}{hint}")
-        check_domains(*parsed)
+        check_domains(*parsed, domains=self.domains)
         return tuple(parsed)
 
     def _enable_early_stopping(self, args: list[str], config: dict[str, Any]) -> None:

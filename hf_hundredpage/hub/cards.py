@@ -100,6 +100,7 @@ TASK_DESCRIPTIONS = {
     "reward": "trained as a reward model that scores answers by preference (book §6.4)",
     "kto": "aligned with preferences from answers labelled desirable or not (KTO, book §6.4)",
     "orpo": "aligned with preferences by odds ratio preference optimization, without a reference model (ORPO, book §6.4)",
+    "distill": "distilled from a larger teacher model's next-token distributions (knowledge distillation, book §6.3)",
     "prune": "pruned after training to fewer or sparser weights (book §6.3)",
     "quantize": "quantized after training to fewer bits per weight (post-training quantization, book §6.3)",
 }
@@ -107,7 +108,7 @@ TASK_NAMES = {"text-generation": "Language modeling", "text-classification": "Te
 CLASSIFICATION_TASKS = ("classify", "reward")
 # Tasks whose model continues plain text: their quick start never uses the chat template, even when the tokenizer
 # ships one (the book's tokenizer does). A classifier in these tasks that writes its label gets the label snippet.
-TEXT_CONTINUATION_TASKS = ("pretrain", "convert", *CLASSIFICATION_TASKS)
+TEXT_CONTINUATION_TASKS = ("pretrain", "convert", "distill", *CLASSIFICATION_TASKS)
 # Quick-start snippets (the template's `quick_start`), each with the input it shows.
 EXAMPLE_TEXTS = {
     "generation": "Once upon a time",
