@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: loading a recipe script as a module, and this process's resident memory."""
+"""What the benchmark scripts (and the recipe tests) share: loading a recipe script as a module, and this process's resident memory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_recipe(name: str):
-    """``recipes/<name>.py`` as a module (its ``main(argv)`` runs the recipe in this process)."""
+    """``recipes/<name>.py`` as a module (its ``main(argv)`` runs the recipe in this process), loaded once per process:
+    its dataclasses must stay one class (datasets pickles the trainer config when it fingerprints a map). The tests
+    (`tests/recipes/helpers.py`) load recipes through it too."""
     if f"recipe_{name}" in sys.modules:
         return sys.modules[f"recipe_{name}"]
     spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")

@@ -1,6 +1,5 @@
 """Run recipes in-process (their `main(argv)`) or as real processes, and inspect their output folders."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,20 +7,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_recipe(name: str):
-    """The recipe script as a module, loaded once per test session (its dataclasses must stay one class: datasets
-    pickles the trainer config when it fingerprints a map)."""
-    if f"recipe_{name}" in sys.modules:
-        return sys.modules[f"recipe_{name}"]
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.common import REPO, load_recipe  # noqa: F401  (one loader for tests and benchmarks)
 
 
 def recipe_command(name: str, *args: str, launcher: list[str] | None = None) -> list[str]:
