@@ -39,7 +39,6 @@ import gc
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -213,12 +212,6 @@ def resolve_skip_modules(linear_names: list[str], requested: list[str]) -> list[
             )
         resolved.extend(m for m in matches if m not in resolved)
     return resolved
-
-
-def _skip_modules_for(method: str, config, linear_names: list[str], requested: list[str]) -> tuple[list[str], str]:
-    """`requested` resolved to full names, plus the layers `method` cannot quantize in this model; and a note
-    saying which were added and why ("" when none)."""
-    return resolve_skip_modules(linear_names, requested), ""
 
 
 # --------------------------------------------------------------------------------------------------- loading
@@ -432,7 +425,7 @@ def quantize_model(
     modules kept in full precision and the before/after table; it then replaces `output_dir` (`save_folder`).
 
     Returns:
-        ``{"method", "skip_modules", "note", "original": {...}, "quantized": {...}, "greedy_tokens"}``: the
+        ``{"method", "skip_modules", "original": {...}, "quantized": {...}, "greedy_tokens"}``: the
         measures of `measure` plus ``disk_bytes`` for each model.
     """
     if method not in METHODS:
@@ -444,7 +437,7 @@ def quantize_model(
         raise ValueError(f"OUT {output_dir} is the model folder: pass another folder for the quantized model")
     check_output_dir(output_dir, overwrite_output_dir, resuming=False)
     config, linear_names = _linear_names(model_path, trust_remote_code)
-    skip, note = _skip_modules_for(method, config, linear_names, list(skip_modules))
+    skip = resolve_skip_modules(linear_names, list(skip_modules))
     tokenizer = _load_tokenizer(tokenizer_name_or_path or model_path, trust_remote_code)
     texts = evaluation_texts(dataset_name, dataset_config, text_column=text_column, max_documents=eval_max_documents)
     settings = {"double_quant": double_quant, "compute_dtype": compute_dtype, "group_size": group_size}
@@ -483,11 +476,11 @@ def quantize_model(
             del reloaded
             _release_memory()
             tokenizer.save_pretrained(folder)
-            _write_quantized_card(folder, output_dir, str(model_name_or_path), config, method, skip, note,
+            _write_quantized_card(folder, output_dir, str(model_name_or_path), config, method, skip,
                                   before, after, settings, len(texts), dataset_name, len(tokens))
 
         save_folder(output_dir, save)
-    return {"method": method, "skip_modules": skip, "note": note, "original": before, "quantized": after,
+    return {"method": method, "skip_modules": skip, "original": before, "quantized": after,
             "greedy_tokens": tokens, "settings": settings}
 
 
@@ -501,7 +494,7 @@ def _method_settings_text(method: str, settings: dict[str, Any]) -> str:
 
 
 def _write_quantized_card(
-    folder: Path, output_dir: Path, base: str, config, method: str, skip: list[str], note: str,
+    folder: Path, output_dir: Path, base: str, config, method: str, skip: list[str],
     before: dict, after: dict, settings: dict, n_documents: int, dataset_name: str | None, n_tokens: int,
 ) -> None:
     """The quantized model's README.md (book §6.3): method, kept modules and the before/after table."""
@@ -533,8 +526,7 @@ def _write_quantized_card(
     body = (
         f"Post-training quantization (book §6.3) with `hf-hundredpage quantize --method {method}`: "
         f"{spec.description}{f' ({extra})' if extra else ''}, through transformers' {spec.backend} quantizer.\n\n"
-        f"- Kept in full precision: {kept}; embeddings and norms are not `nn.Linear` layers and keep their dtype."
-        f"{f' Also: {note}.' if note else ''}\n"
+        f"- Kept in full precision: {kept}; embeddings and norms are not `nn.Linear` layers and keep their dtype.\n"
         f"- Round trip: reloaded from this folder, the model gave the same {n_tokens} greedy tokens as before "
         "saving.\n"
         f"- {backend_note}\n\n"
@@ -616,11 +608,11 @@ def compare_methods(
             if reason is not None:
                 rows.append({"method": method, "bits": METHODS[method].bits, "error": reason})
                 continue
-            skip, note = _skip_modules_for(method, config, linear_names, list(skip_modules))
+            skip = resolve_skip_modules(linear_names, list(skip_modules))
             rows.append(_measure_row(
                 method, lambda m=method, s=skip: load_quantized(
                     model_path, m, s, dtype=dtype, trust_remote_code=trust_remote_code, **settings),
-                tokenizer, texts, window, bits=METHODS[method].bits, note=note, skip_modules=skip,
+                tokenizer, texts, window, bits=METHODS[method].bits, skip_modules=skip,
             ))
     _add_ratios(rows)
     from ..data import EMBEDDED_CORPUS
@@ -629,7 +621,7 @@ def compare_methods(
             "prompt": prompt, "max_new_tokens": max_new_tokens, "settings": settings, "rows": rows}
 
 
-def _measure_row(name: str, load, tokenizer, texts, window: dict, *, bits: int, note: str = "", **extra) -> dict:
+def _measure_row(name: str, load, tokenizer, texts, window: dict, *, bits: int, **extra) -> dict:
     row: dict[str, Any] = {"method": name, "bits": bits, **extra}
     model = None
     try:
@@ -643,8 +635,6 @@ def _measure_row(name: str, load, tokenizer, texts, window: dict, *, bits: int, 
     finally:
         del model
         _release_memory()
-    if note:
-        row["note"] = note
     return row
 
 
@@ -683,7 +673,7 @@ def format_markdown_table(rows: list[dict[str, Any]]) -> str:
                 row["method"], str(row["bits"]), _mb(row["disk_bytes"]), ratio("disk_bytes"), _mb(row["memory_bytes"]),
                 ratio("memory_bytes"), f"{row['bits_per_byte']:.4f}", ratio("bits_per_byte"),
                 f"{row['perplexity']:.2f}", ratio("perplexity"), f"{row['tokens_per_second']:.0f}",
-                ratio("tokens_per_second"), row.get("note", ""),
+                ratio("tokens_per_second"), "",  # the note column holds a failed method's reason
             ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return "\n".join(lines)
@@ -835,8 +825,6 @@ def run_from_args(args: argparse.Namespace) -> int:
         if args.json:
             _write_json(args.json, result)
     before, after = result["original"], result["quantized"]
-    if result["note"]:
-        print(f"quantize: {result['note']}", file=sys.stderr)
     print(f"Quantized {args.model} with {args.method} (kept: {', '.join(result['skip_modules']) or 'none'}): "
           f"{args.output_dir}")
     print(f"bits per byte {before['bits_per_byte']:.4f} -> {after['bits_per_byte']:.4f}; "
