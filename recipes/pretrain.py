@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from transformers import AutoTokenizer, TrainingArguments
 
+from hf_hundredpage.compression.qat import QATArguments
 from hf_hundredpage.data import EMBEDDED_CORPUS, default_tokenizer_path, lm_dataset, load_text_dataset
 from hf_hundredpage.evaluation import evaluate_against_ngram
 from hf_hundredpage.evaluation.mixture import mixture_section
@@ -35,7 +36,7 @@ from hf_hundredpage.training.run import command_line, run_callbacks, run_config,
 
 
 @dataclass
-class PretrainArguments(RunArguments):
+class PretrainArguments(QATArguments, RunArguments):
     dataset_name: str = field(default=EMBEDDED_CORPUS, metadata={"help": "embedded corpus, Hub id, local dir or file"})
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration"})
     text_column: str = field(default="text")
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     raw = load_text_dataset(script_args.dataset_name, script_args.dataset_config, text_column=script_args.text_column,
                             streaming=script_args.streaming)
     model = build_model(model_args, tokenizer, script_args.block_size)
+    script_args.prepare_qat(model)  # --qat: torchao fake quantization (book §6.3)
     run = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
 
     with training_args.main_process_first(desc="tokenize and pack"):

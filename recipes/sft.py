@@ -24,6 +24,7 @@ import torch
 from trl import SFTConfig, SFTTrainer
 
 from hf_hundredpage import hub
+from hf_hundredpage.compression.qat import QATArguments
 from hf_hundredpage.data.instructions import BUILTIN_INSTRUCTIONS, load_instruction_dataset
 from hf_hundredpage.evaluation.exact_match import evaluate_exact_match, exact_match_by_task
 from hf_hundredpage.finetuning import HundredPageModelConfig, get_peft_config, load_model, load_tokenizer
@@ -35,7 +36,7 @@ from hf_hundredpage.training.run import command_line, run_callbacks, run_config,
 
 
 @dataclass
-class SFTScriptArguments(RunArguments):
+class SFTScriptArguments(QATArguments, RunArguments):
     dataset_name: str = field(
         default=BUILTIN_INSTRUCTIONS, metadata={"help": "builtin:instructions, a local .jsonl file or folder, a URL or a Hub id"}
     )
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     load_chat_template(tokenizer, training_args.chat_template_path, data["train"], model_args.model_name_or_path)
     print(configure_loss_mask(training_args, data["train"], tokenizer))
     model = load_model(model_args, trust_remote_code=training_args.trust_remote_code)
+    script_args.prepare_qat(model, adapters=model_args.use_peft)  # --qat: torchao fake quantization (book §6.3)
     print(check_max_length(training_args, tokenizer, data, getattr(model.config, "max_position_embeddings", None)) or "", end="")
     run = prepare_run(training_args, overwrite_output_dir=script_args.overwrite_output_dir, resume=resume)
 

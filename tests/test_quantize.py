@@ -130,8 +130,12 @@ def _is_quantized(linear: torch.nn.Module) -> bool:
     return type(linear) is not torch.nn.Linear or type(linear.weight) is not torch.nn.Parameter
 
 
+# Tests that need torchao are marked ``torchao``: README's test command runs them again once the [quantize] extra is in.
+METHOD_PARAMS = [pytest.param(m, marks=pytest.mark.torchao) if METHODS[m].backend == "torchao" else m for m in METHODS]
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", METHOD_PARAMS)
 def test_saved_model_reloads_with_the_same_greedy_tokens(kind, method, model_dirs, tmp_path, capsys):
     _skip_if_unsupported(method)
     out, report = tmp_path / "quantized", tmp_path / "result.json"
@@ -167,6 +171,7 @@ def saved_config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 
 
+@pytest.mark.torchao
 def test_loads_with_trust_remote_code_where_hf_hundredpage_is_absent(model_dirs, tmp_path):
     """The quantized folders of the book's models load in a process that never imports hf_hundredpage."""
     expected = {}
@@ -212,6 +217,7 @@ print(json.dumps({{"imported": "hf_hundredpage" in sys.modules, "tokens": tokens
 BPB_TOLERANCE = {16: 0.001, 8: 0.001, 4: 0.01}
 
 
+@pytest.mark.torchao
 def test_compare_has_one_sane_row_per_method(compare_report):
     stdout, report, plot = compare_report
     rows = {row["method"]: row for row in report["rows"]}
@@ -242,6 +248,7 @@ def test_compare_has_one_sane_row_per_method(compare_report):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
 
 
+@pytest.mark.torchao
 def test_quantized_quality_is_within_the_measured_tolerance_of_fp32(compare_report):
     _, report, _ = compare_report
     rows = {row["method"]: row for row in report["rows"] if "error" not in row}

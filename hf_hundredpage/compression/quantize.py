@@ -17,6 +17,11 @@ Methods and what they do on a CPU (bitsandbytes 0.50, torchao 0.18, transformers
   before its first forward, and the measures and the round-trip check run the layout a user's reload runs.
 * ``torchao-int8wo``: int8 weights, one scale per row, activations left in float (weight-only).
 * ``torchao-int8dq``: int8 weights and int8 activations quantized per token at run time (dynamic quantization).
+* ``torchao-intx4wo``: int4 weights in groups of ``--group_size`` with a scale each (torchao's ``IntxWeightOnlyConfig``),
+  stored one value per int8 byte (``IntxUnpackedToInt8Tensor``): 4-bit quality, 8-bit size, runs and saves on CPU.
+* ``torchao-8da4w``: int8 activations quantized per token at run time and int4 weights in groups (torchao's
+  ``Int8DynamicActivationIntxWeightConfig``, the scheme of its QAT recipe and ExecuTorch); stored like intx4wo.
+  Both are the targets of quantization-aware training (`hf_hundredpage.compression.qat`).
 * ``torchao-int4wo``: int4 weights in groups of ``--group_size``; torchao 0.18 packs them only for CUDA kernels
   (tinygemm's ``tile_packed_to_4d`` layout in bfloat16). Its CPU layout (the prototype ``Int4OpaqueTensor``) can
   neither be written to safetensors nor reloaded through `TorchAoConfig`, so on a machine without CUDA this method
@@ -65,8 +70,11 @@ METHODS: dict[str, Method] = {
     "bnb-fp4": Method("bitsandbytes", 4, "4-bit float weights in blocks of 64"),
     "torchao-int8wo": Method("torchao", 8, "int8 weight-only, one scale per row"),
     "torchao-int8dq": Method("torchao", 8, "int8 dynamic activations + int8 weights"),
+    "torchao-intx4wo": Method("torchao", 4, "int4 weight-only in groups, one int8 byte per weight (CPU)"),
+    "torchao-8da4w": Method("torchao", 4, "int8 dynamic activations + int4 weights in groups (CPU)"),
     "torchao-int4wo": Method("torchao", 4, "int4 weight-only in groups (CUDA)"),
 }
+GROUPED_METHODS = ("torchao-intx4wo", "torchao-8da4w", "torchao-int4wo")  # --group_size applies to these
 FULL_PRECISION = {"fp32": torch.float32, "bf16": torch.bfloat16}
 DEFAULT_SKIP_MODULES = ("lm_head",)
 DEFAULT_PROMPT = "The history of"
@@ -158,21 +166,34 @@ def quantization_config(
         )
     from transformers import TorchAoConfig
 
+    return TorchAoConfig(torchao_config(method, group_size), modules_to_not_convert=skip)
+
+
+def torchao_config(method: str, group_size: int = DEFAULT_GROUP_SIZE):
+    """torchao's own config object (``AOBaseConfig``) of a ``torchao-*`` method: what `TorchAoConfig` applies at load
+    time, and what quantization-aware training fake-quantizes to (`hf_hundredpage.compression.qat`)."""
+    if method in GROUPED_METHODS and group_size not in (32, 64, 128, 256):
+        raise ValueError(f"group_size must be one of 32, 64, 128, 256 for {method}, got {group_size}")
     with _quiet_backends():
         from torchao.quantization import (
             Int4WeightOnlyConfig,
             Int8DynamicActivationInt8WeightConfig,
+            Int8DynamicActivationIntxWeightConfig,
             Int8WeightOnlyConfig,
+            IntxWeightOnlyConfig,
         )
+        from torchao.quantization.granularity import PerGroup
     if method == "torchao-int8wo":
-        quant_type = Int8WeightOnlyConfig()
-    elif method == "torchao-int8dq":
-        quant_type = Int8DynamicActivationInt8WeightConfig()
-    else:
-        if group_size not in (32, 64, 128, 256):
-            raise ValueError(f"group_size must be one of 32, 64, 128, 256 for torchao-int4wo, got {group_size}")
-        quant_type = Int4WeightOnlyConfig(group_size=group_size, int4_packing_format="tile_packed_to_4d")
-    return TorchAoConfig(quant_type, modules_to_not_convert=skip)
+        return Int8WeightOnlyConfig()
+    if method == "torchao-int8dq":
+        return Int8DynamicActivationInt8WeightConfig()
+    if method == "torchao-intx4wo":
+        return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(group_size))
+    if method == "torchao-8da4w":
+        return Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(group_size))
+    if method == "torchao-int4wo":
+        return Int4WeightOnlyConfig(group_size=group_size, int4_packing_format="tile_packed_to_4d")
+    raise ValueError(f"{method} is not a torchao method: pass one of {', '.join(m for m in METHODS if 'torchao' in m)}")
 
 
 def _linear_names(model_name_or_path: str, trust_remote_code: bool) -> tuple[Any, list[str]]:
@@ -450,6 +471,7 @@ def quantize_model(
         before = measure(original, tokenizer, texts, speed=False, **window)
         before["disk_bytes"] = saved_bytes(original)
         before["dtype"] = str(original.dtype).removeprefix("torch.")
+        before["num_parameters"] = original.num_parameters()
         del original
         _release_memory()
 
@@ -488,7 +510,7 @@ def _method_settings_text(method: str, settings: dict[str, Any]) -> str:
     if method in ("bnb-nf4", "bnb-fp4"):
         double = "on" if settings["double_quant"] else "off"
         return f"compute dtype {settings['compute_dtype']}, double quantization {double}"
-    if method == "torchao-int4wo":
+    if method in GROUPED_METHODS:
         return f"group size {settings['group_size']}"
     return ""
 
@@ -548,6 +570,7 @@ def _write_quantized_card(
         hardware=f"{detect_hardware()} (where the model was quantized)",
         tags=["quantized", spec.backend],
         extra_sections={"Quantization": body},
+        num_parameters=before["num_parameters"],  # the saved tensors are packed or split into data and scales
     )
 
 
@@ -573,8 +596,14 @@ def compare_methods(
     prompt: str = DEFAULT_PROMPT,
     max_new_tokens: int = 64,
     trust_remote_code: bool = False,
+    qat_model: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Every method of `methods` beside float32 and bfloat16 on the same model and text (book §6.3).
+
+    `qat_model`: a folder trained with ``--qat M`` (quantization-aware training, `hf_hundredpage.compression.qat`)
+    from the same starting point; it adds the rows ``M (QAT)`` (that model quantized with M) and ``fp32 (QAT)`` (its
+    float32 master weights), and M's post-training row if `methods` lacks it, so PTQ and QAT at the same bit width
+    stand side by side.
 
     Each row has the bytes on disk of its ``save_pretrained`` folder, its parameter memory, bits per byte and
     perplexity on the validation text, greedy ``generate()`` tokens/s (best of 3, `max_new_tokens` each), and the
@@ -595,6 +624,9 @@ def compare_methods(
     texts = evaluation_texts(dataset_name, dataset_config, text_column=text_column, max_documents=eval_max_documents)
     settings = {"double_quant": double_quant, "compute_dtype": compute_dtype, "group_size": group_size}
     window = {"max_length": max_length, "batch_size": batch_size, "prompt": prompt, "max_new_tokens": max_new_tokens}
+    qat = _qat_folder(qat_model, trust_remote_code) if qat_model is not None else None
+    if qat is not None and qat[1] not in methods:
+        methods = [*methods, qat[1]]
 
     rows: list[dict[str, Any]] = []
     with _quiet_backends():
@@ -614,11 +646,37 @@ def compare_methods(
                     model_path, m, s, dtype=dtype, trust_remote_code=trust_remote_code, **settings),
                 tokenizer, texts, window, bits=METHODS[method].bits, skip_modules=skip,
             ))
+        if qat is not None:
+            qat_path, method, qat_config = qat
+            rows.append(_measure_row(
+                "fp32 (QAT)", lambda: _load_full_precision(qat_path, torch.float32, trust_remote_code),
+                tokenizer, texts, window, bits=32,
+            ))
+            skip = list(getattr(qat_config, "qat_skip_modules", None) or DEFAULT_SKIP_MODULES)
+            qat_settings = {**settings, "group_size": getattr(qat_config, "qat_group_size", group_size)}
+            rows.append(_measure_row(
+                f"{method} (QAT)", lambda: load_quantized(
+                    qat_path, method, skip, dtype=dtype, trust_remote_code=trust_remote_code, **qat_settings),
+                tokenizer, texts, window, bits=METHODS[method].bits, skip_modules=skip,
+            ))
     _add_ratios(rows)
     from ..data import EMBEDDED_CORPUS
 
     return {"model": str(model_name_or_path), "dataset": dataset_name or EMBEDDED_CORPUS, "documents": len(texts),
             "prompt": prompt, "max_new_tokens": max_new_tokens, "settings": settings, "rows": rows}
+
+
+def _qat_folder(qat_model: str | os.PathLike, trust_remote_code: bool) -> tuple[str, str, Any]:
+    """(path, method, config) of a folder trained with ``--qat``; a one-line error for any other folder."""
+    path = resolve_model_path(os.fspath(qat_model))
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    method = getattr(config, "qat_method", None)
+    if method not in METHODS:
+        raise ValueError(
+            f"--qat_model {qat_model} was not trained with --qat (its config.json has no qat_method): pass a folder "
+            "written by the pretrain or sft recipe with --qat"
+        )
+    return path, method, config
 
 
 def _measure_row(name: str, load, tokenizer, texts, window: dict, *, bits: int, **extra) -> dict:
@@ -732,6 +790,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="measure every method (or --methods) beside fp32 and bf16; writes only --json/--plot")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None, metavar="METHOD",
                         help="methods for --compare (default: all)")
+    parser.add_argument("--qat_model", default=None, metavar="FOLDER",
+                        help="--compare: a model trained with --qat from the same start; adds its QAT rows beside PTQ")
     parser.add_argument("--skip_modules", nargs="*", default=list(DEFAULT_SKIP_MODULES), metavar="NAME",
                         help="Linear modules kept in full precision, by name (lm_head, up_proj, model.layers.0); "
                         "default: lm_head; give the flag alone to quantize every Linear")
@@ -739,7 +799,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compute_dtype", choices=COMPUTE_DTYPES, default="float32",
                         help="bnb-nf4/bnb-fp4: dtype of the 4-bit matmuls (default: float32)")
     parser.add_argument("--group_size", type=int, default=DEFAULT_GROUP_SIZE,
-                        help=f"torchao-int4wo: weights per scale, 32/64/128/256 (default: {DEFAULT_GROUP_SIZE})")
+                        help=f"{'/'.join(GROUPED_METHODS)}: weights per scale, 32/64/128/256 (default: {DEFAULT_GROUP_SIZE})")
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
                         help="dtype of the original and of the layers left unquantized (default: as saved)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: MODEL's)")
@@ -780,6 +840,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError("--methods is for --compare: pass one --method to save a quantized model")
         if args.plot is not None:
             raise ValueError("--plot is for --compare: drop it, or use MODEL --compare --plot FILE")
+        if args.qat_model is not None:
+            raise ValueError("--qat_model is for --compare: quantize the QAT folder itself with MODEL OUT --method M")
     if args.max_new_tokens < 1:
         raise ValueError(f"--max_new_tokens must be a positive integer, got {args.max_new_tokens}")
     if args.eval_max_documents is not None and args.eval_max_documents < 1:
@@ -809,7 +871,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     )
     with _quiet_backends():
         if args.compare:
-            report = compare_methods(args.model, args.methods or tuple(METHODS), **common)
+            report = compare_methods(args.model, args.methods or tuple(METHODS), qat_model=args.qat_model, **common)
             print(f"{report['model']}: {report['documents']} validation documents of {report['dataset']}; "
                   f"{report['max_new_tokens']} greedy tokens, best of 3")
             print(format_markdown_table(report["rows"]))

@@ -148,6 +148,7 @@ def write_model_card(
     repo_id: str | None = None,
     eval_dataset: str | None = None,
     template_path: str | os.PathLike | None = None,
+    num_parameters: int | None = None,
 ) -> ModelCard:
     """Render the model card of a trained folder and save it as ``output_dir/README.md``.
 
@@ -173,6 +174,9 @@ def write_model_card(
         baseline_description: one or two sentences under the metrics table saying what the baseline is; the
             default describes the book's n-gram model (section 2.5) for ``pretrain`` and stays generic otherwise.
         command: the exact command line that trained the model.
+        num_parameters: the model's parameter count, for folders whose safetensors do not hold one value per
+            parameter (quantized weights packed two per byte or split into data and scales); default: counted
+            from the safetensors headers.
         config: the training configuration, shown as YAML.
         hardware: a description of the hardware; detected from the current machine when None.
         train_runtime: training time in seconds; ``metrics["train_runtime"]`` when None.
@@ -241,7 +245,7 @@ def write_model_card(
         None,
     )
     loss_curve = "loss_curve.png" if (output_dir / "loss_curve.png").is_file() else None
-    num_parameters = _count_parameters(output_dir)
+    num_parameters = num_parameters or _count_parameters(output_dir)
     quick_start = _quick_start(task, pipeline_tag, prompt_template, _has_chat_template(output_dir))
     # The caller's own spelling of the folder (relative stays relative): the card records no path it was not given.
     repo_or_path = repo_id or str(output_dir)

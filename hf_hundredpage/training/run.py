@@ -127,7 +127,8 @@ def finish_run(
     generation_config=None,
 ) -> None:
     """The end of every recipe, on the main process: save the model (or adapter) and tokenizer, write
-    ``metrics.json`` (plus `extra_files`, name -> JSON data), ``loss_curve.png`` and the model card, move the run into
+    ``metrics.json`` (plus `extra_files`, name -> JSON data; a model trained with ``--qat`` is first converted back to
+    ``nn.Linear`` layers, `hf_hundredpage.compression.qat`), ``loss_curve.png`` and the model card, move the run into
     its output folder, print the results table, and publish the folder when ``push_to_hub`` is set.
 
     Args:
@@ -139,6 +140,10 @@ def finish_run(
     if not trainer.is_world_process_zero():
         return
     trainer.args.push_to_hub = False  # the Trainer's own pushes (hub_strategy) are done; the final one is ours
+    from ..compression.qat import convert_qat
+
+    if convert_qat(trainer.model):  # quantization-aware training (§6.3): save the float32 master weights
+        metrics = {**metrics, "qat_method": trainer.model.config.qat_method}
     folder = run.work_dir
     trainer.save_model(str(folder))
     if generation_config is not None:
