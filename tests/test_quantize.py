@@ -34,6 +34,7 @@ from hf_hundredpage.compression.quantize import (
     unsupported_reason,
 )
 from hf_hundredpage.data import load_text_dataset
+from hf_hundredpage.hub.cards import _format_count
 from hf_hundredpage.tokenization import train_bpe_tokenizer
 
 
@@ -165,6 +166,9 @@ def test_saved_model_reloads_with_the_same_greedy_tokens(kind, method, model_dir
     card = (out / "README.md").read_text()
     assert f"--method {method}" in card and "| Bytes on disk (model files) |" in card and "`lm_head`" in card
     assert f"same {NEW_TOKENS} greedy tokens" in card
+    # The parameter count is the model's, not the number of stored values (4-bit weights are packed two per byte).
+    original = AutoModelForCausalLM.from_pretrained(model_dirs[kind]).num_parameters()
+    assert f"It has {_format_count(original)} parameters." in card
 
 
 def saved_config(folder: Path) -> dict:
