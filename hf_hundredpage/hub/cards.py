@@ -78,6 +78,7 @@ KNOWN_METRICS: dict[str, MetricSpec] = {
     "rouge2": MetricSpec("rouge", "ROUGE-2", higher_is_better=True, config="rouge2"),
     "rougeL": MetricSpec("rouge", "ROUGE-L", higher_is_better=True, config="rougeL"),
     "bleu": MetricSpec("bleu", "BLEU", higher_is_better=True),
+    "reward": MetricSpec("reward", "Mean reward of greedy answers (the run's reward functions)", higher_is_better=True),
 }
 # Order of preference for the one number quoted in the card's summary paragraph.
 HEADLINE_METRICS = ("perplexity", "accuracy", "macro_f1", "bits_per_byte", "loss")
@@ -100,6 +101,7 @@ TASK_DESCRIPTIONS = {
     "reward": "trained as a reward model that scores answers by preference (book §6.4)",
     "kto": "aligned with preferences from answers labelled desirable or not (KTO, book §6.4)",
     "orpo": "aligned with preferences by odds ratio preference optimization, without a reference model (ORPO, book §6.4)",
+    "grpo": "trained to reason with group relative policy optimization on programmatic rewards (GRPO, book §6.5)",
     "distill": "distilled from a larger teacher model's next-token distributions (knowledge distillation, book §6.3)",
     "prune": "pruned after training to fewer or sparser weights (book §6.3)",
     "quantize": "quantized after training to fewer bits per weight (post-training quantization, book §6.3)",

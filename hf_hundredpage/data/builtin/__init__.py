@@ -6,6 +6,7 @@ name                what                                                        
 ``instructions``    short instructions with one right answer (SFT, book §5.3)     `instructions.make_instruction_dataset`
 ``emotions``        keyword-labelled emotion sentences (classification, §5.6)     `emotions.make_text_classification_dataset`
 ``preferences``     mood-following preference pairs and their SFT data (§6.4)     `preferences.make_preference_dataset`
+``arithmetic``      multi-step word problems, CoT targets or GRPO prompts (§6.5)  `arithmetic.make_arithmetic_dataset`
 ==================  ============================================================  =========================
 """
 
@@ -41,8 +42,15 @@ def _preferences(config: str | None, **options) -> DatasetDict:
     return _call(make_preference_dataset, config=config or "pairs", **options)
 
 
+def _arithmetic(config: str | None, **options) -> DatasetDict:
+    from .arithmetic import make_arithmetic_dataset
+
+    options["n"] = options.pop("num_examples", 1000)
+    return _call(make_arithmetic_dataset, config=config or "grpo", **options)
+
+
 BUILTIN_DATASETS: dict[str, Callable[..., DatasetDict]] = {
-    "instructions": _instructions, "emotions": _emotions, "preferences": _preferences,
+    "instructions": _instructions, "emotions": _emotions, "preferences": _preferences, "arithmetic": _arithmetic,
 }
 
 
