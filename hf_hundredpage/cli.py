@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hf_hundredpage.compression.quantize",
         "quantize a model after training (§6.3) with bitsandbytes or torchao, or --compare every method",
     ),
+    "merge": (
+        "hf_hundredpage.merging.merge",
+        "merge models (§6.2) from a mergekit YAML config: linear, slerp, task_arithmetic, ties, dare_*, passthrough",
+    ),
     "publish": (
         "hf_hundredpage.hub.publish",
         "upload a trained model folder to the Hugging Face Hub",

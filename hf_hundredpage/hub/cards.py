@@ -105,6 +105,7 @@ TASK_DESCRIPTIONS = {
     "distill": "distilled from a larger teacher model's next-token distributions (knowledge distillation, book §6.3)",
     "prune": "pruned after training to fewer or sparser weights (book §6.3)",
     "quantize": "quantized after training to fewer bits per weight (post-training quantization, book §6.3)",
+    "merge": "merged from several models' weights without training (model merging, book §6.2)",
 }
 TASK_NAMES = {"text-generation": "Language modeling", "text-classification": "Text classification"}
 CLASSIFICATION_TASKS = ("classify", "reward")
