@@ -297,3 +297,55 @@ def test_a_bad_config_is_one_line_and_writes_nothing(config, message, parents, t
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists() and not list(tmp_path.glob("*staging*"))
+
+
+@pytest.fixture(scope="module")
+def adapters(parents, tmp_path_factory):
+    """Two LoRA adapters (q_proj, v_proj, rank 4) of the seed-0 transformer, with random B so that both change it."""
+    from peft import LoraConfig, get_peft_model
+
+    root = tmp_path_factory.mktemp("adapters")
+    folders = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        base = AutoModelForCausalLM.from_pretrained(parents["transformer", 0])
+        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.1)
+        model.save_pretrained(root / f"lora{seed}")
+        folders.append(root / f"lora{seed}")
+    return folders
+
+
+def _merged_weights(base_folder, adapter_folder) -> dict[str, torch.Tensor]:
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(base_folder)
+    return {k: v.detach().clone() for k, v in PeftModel.from_pretrained(base, adapter_folder).merge_and_unload().state_dict().items()}
+
+
+def test_adapters_merge_exactly_into_the_weighted_sum_of_their_updates(parents, adapters, tmp_path):
+    config = {"merge_method": "task_arithmetic", "base_model": str(parents["transformer", 0]), "models": [
+        {"model": str(adapters[0]), "parameters": {"weight": 0.7}},
+        {"model": str(adapters[1]), "parameters": {"weight": -0.2}}]}
+    (tmp_path / "merge.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "merged"
+    assert cli(["merge", str(tmp_path / "merge.yaml"), str(out)]) == 0
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    base = AutoModelForCausalLM.from_pretrained(parents["transformer", 0]).state_dict()
+    one, two = (_merged_weights(parents["transformer", 0], folder) for folder in adapters)
+    got = _merged_weights(parents["transformer", 0], out)
+    for name, tensor in base.items():
+        expected = tensor + 0.7 * (one[name] - tensor) - 0.2 * (two[name] - tensor)
+        torch.testing.assert_close(got[name], expected, rtol=0, atol=1e-6, msg=name)
+    assert "task_arithmetic" in (out / "README.md").read_text()
+
+
+def test_adapters_and_full_models_do_not_mix(parents, adapters, tmp_path, capsys):
+    config = {"merge_method": "linear", "models": [{"model": str(adapters[0])}, {"model": str(parents["transformer", 1])}]}
+    (tmp_path / "merge.yaml").write_text(yaml.safe_dump(config))
+    assert cli(["merge", str(tmp_path / "merge.yaml"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mix of adapters and full models" in err and not (tmp_path / "out").exists()

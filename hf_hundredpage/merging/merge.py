@@ -23,6 +23,9 @@ Methods: ``linear`` (weighted average: model soups), ``slerp`` (spherical interp
 a sign elected per weight by the weighted sum, the agreeing ones averaged), ``dare_linear`` / ``dare_ties`` (task vectors
 randomly dropped to ``density`` and rescaled, then summed or TIES-merged; ``--seed``), ``passthrough`` (layers of
 several models stacked into a deeper one).
+
+LoRA adapters of one base merge too (all ``models`` adapter folders): PEFT's ``add_weighted_adapter``, exact for
+``linear`` and ``task_arithmetic`` (the ranks are stacked), PEFT's factor-wise TIES/DARE otherwise.
 """
 
 from __future__ import annotations
@@ -192,6 +195,80 @@ def _check_slices(slices: list, configs: dict[str, Any], allow_repeated_layers: 
         raise MergeConfigError(f"passthrough slices must share hidden_size, got {sorted(first)}")
 
 
+# --------------------------------------------------------------------------------------------------- adapters
+
+# merge_method -> PEFT's add_weighted_adapter combination: "cat" stacks the LoRA ranks, so the merged adapter's update
+# is exactly the weighted sum of the adapters' updates; TIES/DARE act on the A and B factors (PEFT's approximation).
+ADAPTER_COMBINATIONS = {"linear": "cat", "task_arithmetic": "cat", "ties": "ties", "dare_linear": "dare_linear",
+                        "dare_ties": "dare_ties"}
+
+
+def _is_adapter(name: str) -> bool:
+    return (Path(name).expanduser() / "adapter_config.json").is_file()
+
+
+def merge_adapters(config: dict, output_dir: Path, *, seed: int | None = 0, trust_remote_code: bool = False) -> dict:
+    """LoRA adapters of one base merged into one adapter with PEFT's ``add_weighted_adapter`` (book §5.5, §6.2)."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    method = config.get("merge_method")
+    if method not in ADAPTER_COMBINATIONS:
+        raise MergeConfigError(
+            f"adapters merge with {', '.join(ADAPTER_COMBINATIONS)} (PEFT's add_weighted_adapter), not {method!r}"
+        )
+    entries = config.get("models") or []
+    names = [_model_name(entry) for entry in entries]
+    bases = {PeftConfig.from_pretrained(name).base_model_name_or_path for name in names}
+    if len(bases) != 1:
+        raise MergeConfigError(f"the adapters were trained on different bases ({', '.join(sorted(bases))}): merge "
+                               "adapters of one base")
+    weights = [float(((entry or {}).get("parameters") or {}).get("weight", 1.0)) for entry in entries]
+    global_parameters = config.get("parameters") or {}
+    if method == "linear" and global_parameters.get("normalize", True):
+        weights = [w / sum(weights) for w in weights]
+    if method == "task_arithmetic":
+        weights = [w * float(global_parameters.get("lambda", 1.0)) for w in weights]
+    densities = {float(v) for entry in entries for v in _numbers(((entry or {}).get("parameters") or {}).get("density"))}
+    densities |= set(_numbers(global_parameters.get("density")))
+    if len(densities) > 1:
+        raise MergeConfigError(f"PEFT merges adapters with one density, got {sorted(densities)}: give one")
+    (base_name,) = bases
+    if seed is not None:
+        torch.manual_seed(seed)  # DARE's random drops
+    base = AutoModelForCausalLM.from_pretrained(resolve_model_path(base_name), trust_remote_code=trust_remote_code)
+    model = PeftModel.from_pretrained(base, resolve_model_path(names[0]), adapter_name="parent0")
+    for i, name in enumerate(names[1:], start=1):
+        model.load_adapter(resolve_model_path(name), adapter_name=f"parent{i}")
+    parents = [f"parent{i}" for i in range(len(names))]
+    model.add_weighted_adapter(parents, weights, adapter_name="default", combination_type=ADAPTER_COMBINATIONS[method],
+                               density=next(iter(densities)) if densities else None)
+    model.set_adapter("default")
+    for parent in parents:
+        model.delete_adapter(parent)
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        first = resolve_model_path(names[0])
+        source = first if (Path(first) / "tokenizer_config.json").is_file() else resolve_model_path(base_name)
+        AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+        (folder / "mergekit_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        parents_text = "\n".join(f"- `{name}` (weight {w:g})" for name, w in zip(names, weights))
+        from ..hub import write_model_card
+
+        write_model_card(folder, model_name=output_dir.name, task="merge", model_family="adapter", base_model=base_name,
+                         repo_id=str(output_dir), tags=["merge", "lora", method], extra_sections={"Merge": (
+                             f"LoRA adapters of `{base_name}` merged (book §6.2) with PEFT's `add_weighted_adapter` "
+                             f"(`{ADAPTER_COMBINATIONS[method]}` for `{method}`) from:\n\n{parents_text}\n\n"
+                             f"```yaml\n{yaml.safe_dump(config, sort_keys=False).rstrip()}\n```")})
+
+    save_folder(output_dir, save)
+    return {"method": method, "parents": names, "weights": weights, "base_model": base_name,
+            "num_hidden_layers": getattr(base.config, "num_hidden_layers", 0),
+            "num_parameters": sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)}
+
+
 # --------------------------------------------------------------------------------------------------- merge
 
 
@@ -274,6 +351,13 @@ def merge_models(
     if not isinstance(config, dict):
         config = read_merge_config(config)
     check_output_dir(output_dir, overwrite_output_dir, resuming=False)
+    adapters = [_is_adapter(_model_name(entry)) for entry in config.get("models") or []]
+    if adapters and all(adapters):
+        if evaluate:
+            raise MergeConfigError("--evaluate scores full models: merge the adapters, then evaluate with merge-adapter")
+        return merge_adapters(config, Path(output_dir), seed=seed, trust_remote_code=trust_remote_code)
+    if any(adapters):
+        raise MergeConfigError("mix of adapters and full models: merge adapters with adapters (one base) or models")
     configs = check_merge_config(config, trust_remote_code=trust_remote_code, allow_repeated_layers=allow_repeated_layers)
     if eval_tasks and not evaluate:
         raise MergeConfigError("--eval_tasks scores the parents and the merge: add --evaluate")
