@@ -6,12 +6,15 @@ A reward function has TRL's signature: ``f(completions, **kwargs) -> list[float]
 keyword argument with one value per completion (``answer=[...]``), as do ``prompts`` and ``completion_ids``. A
 reward may be None for a completion it cannot score.
 
-Built-ins (`BUILTIN_REWARDS`), after the book's companion GRPO.py:
+Built-ins (`BUILTIN_REWARDS`), after the book's companion GRPO.py (aburkov/theLMbook), whose `correctness_reward`
+gives 2.0 for an exact string match and 1.5 for numeric equality and whose `format_reward` gives 0.2 per tag (at most
+0.8). Ours are on a 0-1 scale (``reward_weights: [2.0, 1.0]`` restores the companion's relative weight of the two) and
+reward the complete, well-formed format above the four tags in any order:
 
 ================  =====================================================================================================
 ``correctness``   1.0 when the completion's answer (`extract_answer`) equals the ``answer`` column numerically, else 0.0
 ``format``        1.0 for exactly ``<reasoning>…</reasoning><answer>…</answer>`` (whitespace around the tags allowed);
-                  otherwise 0.2 for each of the four tags present, as the book's partial format reward
+                  otherwise 0.2 for each of the four tags present (the companion's partial format reward)
 ``length``        0.0 inside [``min_tokens``, ``max_tokens``]; outside, minus the relative distance to the nearest bound,
                   down to -1.0 (`LengthReward`; tokens from ``completion_ids``, else whitespace-separated words)
 ================  =====================================================================================================
