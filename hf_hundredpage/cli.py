@@ -50,6 +50,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hf_hundredpage.merging.merge",
         "merge models (§6.2) from a mergekit YAML config: linear, slerp, task_arithmetic, ties, dare_*, passthrough",
     ),
+    "reason": (
+        "hf_hundredpage.reasoning.cli_reason",
+        "answer a question with an inference-time reasoning strategy (§6.5): cot, self-consistency, pal, tools, react, tot",
+    ),
+    "eval-reasoning": (
+        "hf_hundredpage.reasoning.cli_eval",
+        "accuracy and tokens per problem of reasoning strategies (§6.5) on builtin:arithmetic or your data",
+    ),
     "publish": (
         "hf_hundredpage.hub.publish",
         "upload a trained model folder to the Hugging Face Hub",

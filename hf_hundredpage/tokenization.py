@@ -30,6 +30,12 @@ ChatML ends a turn with ``<|im_end|>``; here the turn terminator is the tokenize
 reply *and its terminating EOS* sit inside ``{% generation %}...{% endgeneration %}``, which is what
 ``apply_chat_template(..., return_assistant_tokens_mask=True)`` and TRL's ``SFTConfig(assistant_only_loss=True)``
 read to train on the assistant tokens only (including the stop token).
+
+With ``apply_chat_template(messages, tools=[...])`` (function calling, book §6.5) the template puts the tools' JSON
+schemas in a system turn (after the system message, when there is one) in the Hermes/Qwen layout, renders an
+assistant message's ``tool_calls`` as ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` lines inside
+the generation tags, and a ``tool`` message as ``<|im_start|>tool\\n<tool_response>\\n...\\n</tool_response><|eos|>``.
+Without tools a conversation renders exactly as above.
 """
 
 from __future__ import annotations
@@ -52,12 +58,38 @@ IM_START_TOKEN = "<|im_start|>"
 SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN, IM_START_TOKEN]
 
 CHAT_TEMPLATE = (
+    # Tools (book §6.5, function calling), Hermes/Qwen layout: the JSON schemas in the system turn (after the system
+    # message, if any); the assistant calls them with <tool_call>{"name": ..., "arguments": {...}}</tool_call>.
+    "{%- if tools -%}"
+    "{{- '<|im_start|>system\\n' -}}"
+    "{%- if messages and messages[0]['role'] == 'system' -%}{{- messages[0]['content'] + '\\n\\n' -}}{%- endif -%}"
+    "{{- '# Tools\\n\\nYou may call one or more functions to answer the user. The function signatures are within '"
+    " + '<tools></tools> XML tags:\\n<tools>' -}}"
+    "{%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}"
+    "{{- '\\n</tools>\\n\\nFor each function call, return a JSON object with the function name and arguments within '"
+    " + '<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\"name\": <function-name>, \"arguments\": '"
+    " + '<args-json-object>}\\n</tool_call><|eos|>\\n' -}}"
+    "{%- endif -%}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'assistant' -%}"
     "{{- '<|im_start|>assistant\\n' -}}"
-    "{%- generation -%}{{- message['content'] + '<|eos|>' -}}{%- endgeneration -%}"
+    "{%- generation -%}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}{%- endif -%}"
+    "{%- for tool_call in message.get('tool_calls') or [] -%}"
+    "{%- if tool_call.function is defined -%}{%- set tool_call = tool_call.function -%}{%- endif -%}"
+    "{%- if loop.first and message['content'] -%}{{- '\\n' -}}{%- endif -%}"
+    "{%- if not loop.first -%}{{- '\\n' -}}{%- endif -%}"
+    "{{- '<tool_call>\\n{\"name\": \"' + tool_call.name + '\", \"arguments\": ' -}}"
+    "{%- if tool_call.arguments is string -%}{{- tool_call.arguments -}}"
+    "{%- else -%}{{- tool_call.arguments | tojson -}}{%- endif -%}"
+    "{{- '}\\n</tool_call>' -}}"
+    "{%- endfor -%}"
+    "{{- '<|eos|>' -}}"
+    "{%- endgeneration -%}"
     "{{- '\\n' -}}"
-    "{%- else -%}"
+    "{%- elif message['role'] == 'tool' -%}"
+    "{{- '<|im_start|>tool\\n<tool_response>\\n' + message['content'] + '\\n</tool_response><|eos|>\\n' -}}"
+    "{%- elif not (tools and loop.first and message['role'] == 'system') -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|eos|>\\n' -}}"
     "{%- endif -%}"
     "{%- endfor -%}"
