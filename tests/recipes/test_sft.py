@@ -42,8 +42,9 @@ CONTRACT = {
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def build_chat_model(folder: Path, hidden_size: int = 64) -> Path:
-    """A from-scratch 2-layer transformer with a 400-token BPE fitted to the instruction data and a ChatML template."""
+def build_chat_model(folder: Path, hidden_size: int = 64, **moe) -> Path:
+    """A from-scratch 2-layer transformer with a 400-token BPE fitted to the instruction data and a ChatML template
+    (`moe`: mixture-of-experts fields of the config, book §6.1)."""
     data = make_instruction_dataset(600, seed=7)
     texts = [f"user\n{m[0]['content']}\nassistant\n{m[1]['content']}\nAnswer:" for m in data["train"]["messages"]]
     tokenizer = train_bpe_tokenizer(texts, vocab_size=400)
@@ -52,7 +53,7 @@ def build_chat_model(folder: Path, hidden_size: int = 64) -> Path:
     config = HundredPageTransformerConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=4,
         max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id, **moe,
     )
     torch.manual_seed(0)
     HundredPageTransformerForCausalLM(config).save_pretrained(folder)
@@ -271,3 +272,17 @@ def test_missing_model_folder_exits_2(tmp_path, capsys):
     assert run_sft("--model_name_or_path", "./no/such/model", "--output_dir", tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert "model folder ./no/such/model does not exist" in err and "\n" not in err
+
+
+def test_sft_of_a_mixture_of_experts_adds_trls_load_balancing_loss(tmp_path):
+    """TRL's SFTTrainer reads `router_aux_loss_coef` / `num_experts` from the config and adds Mixtral's load-balancing
+    loss; a dense config has no router, so its coefficient is 0 and TRL leaves it alone (the other SFT tests)."""
+    model = build_chat_model(tmp_path / "moe", num_local_experts=4, num_experts_per_tok=2, router_aux_loss_coef=0.02)
+    out = tmp_path / "sft"
+    assert run_sft("--config", CONFIGS / "instructions_tiny.yaml", "--model_name_or_path", model, "--output_dir", out,
+                   "--dataset_num_examples", 64, "--max_steps", 3, "--eval_strategy", "no", "--save_strategy", "no",
+                   "--eval_max_examples", 4, "--eval_max_new_tokens", 4) == 0
+    saved = json.loads((out / "config.json").read_text())
+    # TRL turned the router logits on because the coefficient is non-zero, and trained through its aux-loss path.
+    assert saved["num_local_experts"] == 4 and saved["output_router_logits"] is True
+    assert saved["router_aux_loss_coef"] == 0.02

@@ -1,4 +1,4 @@
-"""Configuration of the decoder transformer of *The Hundred-Page Language Models Book*, chapter 4."""
+"""Configuration of the decoder transformer of *The Hundred-Page Language Models Book*, chapter 4 (+ §6.1 MoE)."""
 
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
@@ -29,6 +29,13 @@ class HundredPageTransformerConfig(PreTrainedConfig):
     Book name -> field: `emb_dim` -> `hidden_size`, `num_heads` -> `num_attention_heads`,
     `num_blocks` -> `num_hidden_layers`, `pad_idx` -> `pad_token_id`, `vocab_size` -> `vocab_size`.
 
+    Sparse mixture of experts (book §6.1) is an option with Mixtral's field names: with `num_local_experts > 0` the
+    MLP of the chosen blocks becomes a router (`mlp.gate`) that sends each token to its `num_experts_per_tok` best
+    experts (`mlp.experts.{j}`, each an MLP as above), whose outputs are summed with the renormalised router
+    probabilities. The blocks are chosen as in Qwen2-MoE: block `i` is sparse unless `i` is in `mlp_only_layers`,
+    and only if `(i + 1) % decoder_sparse_step == 0`. `num_local_experts=0` (the default) is the dense model,
+    unchanged. With the Llama-shaped options above and experts, the model computes `MixtralForCausalLM`'s function.
+
     Args:
         vocab_size (`int`, defaults to 8192): number of tokens.
         hidden_size (`int`, defaults to 128): embedding / residual width (book `emb_dim`).
@@ -54,6 +61,18 @@ class HundredPageTransformerConfig(PreTrainedConfig):
         initializer_range (`float`, defaults to 0.02): std of the normal initialisation of weights.
         tie_word_embeddings (`bool`, defaults to `False`): share `lm_head` with the input embedding.
         use_cache (`bool`, defaults to `True`): return the KV cache.
+        num_local_experts (`int`, defaults to 0): experts per sparse block (§6.1); 0 keeps every MLP dense.
+        num_experts_per_tok (`int`, defaults to 2): experts each token is routed to (top-k).
+        decoder_sparse_step (`int`, defaults to 1): every `decoder_sparse_step`-th block is sparse (1 = all).
+        mlp_only_layers (`list[int]`, *optional*): indices of blocks that keep a dense MLP whatever the step.
+        output_router_logits (`bool`, defaults to `False`): return each sparse block's router logits and the
+            load-balancing `aux_loss`; with `labels`, add `router_aux_loss_coef * aux_loss` to the loss (Mixtral).
+        router_aux_loss_coef (`float`, defaults to 0.001): weight of the Switch/Mixtral load-balancing loss; 0.0 for a
+            dense config (no router), which TRL's trainers then leave alone.
+        router_z_loss_coef (`float`, defaults to 0.0): weight of the router z-loss (mean squared logsumexp of the
+            router logits, ST-MoE), added with the balancing loss.
+        router_jitter_noise (`float`, defaults to 0.0): in training, multiply the sparse block's input (what the
+            router and the experts see) by noise drawn uniformly from `[1 - r, 1 + r]`, as Mixtral does.
 
     Example:
 
@@ -67,7 +86,7 @@ class HundredPageTransformerConfig(PreTrainedConfig):
 
     model_type = "hundredpage_transformer"
     keys_to_ignore_at_inference = ["cache"]
-    attribute_map = _BOOK_NAMES
+    attribute_map = {**_BOOK_NAMES, "num_experts": "num_local_experts"}
     base_model_tp_plan = {
         "layers.*.self_attn.q_proj": "colwise",
         "layers.*.self_attn.k_proj": "colwise",
@@ -76,6 +95,9 @@ class HundredPageTransformerConfig(PreTrainedConfig):
         "layers.*.mlp.gate_proj": "colwise",
         "layers.*.mlp.up_proj": "colwise",
         "layers.*.mlp.down_proj": "rowwise",
+        "layers.*.mlp.experts.*.gate_proj": "colwise",
+        "layers.*.mlp.experts.*.up_proj": "colwise",
+        "layers.*.mlp.experts.*.down_proj": "rowwise",
     }
 
     vocab_size: int = 8192
@@ -102,6 +124,14 @@ class HundredPageTransformerConfig(PreTrainedConfig):
     pad_token_id: int | None = None
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
+    num_local_experts: int = 0
+    num_experts_per_tok: int = 2
+    decoder_sparse_step: int = 1
+    mlp_only_layers: list[int] | None = None
+    output_router_logits: bool = False
+    router_aux_loss_coef: int | float = 0.001
+    router_z_loss_coef: int | float = 0.0
+    router_jitter_noise: int | float = 0.0
 
     def __post_init__(self, **kwargs):
         # The book's names are accepted as aliases (`emb_dim=128`); resolve them before deriving defaults.
@@ -119,7 +149,20 @@ class HundredPageTransformerConfig(PreTrainedConfig):
             self.head_dim = self.hidden_size // self.num_attention_heads
         if self.intermediate_size is None:
             self.intermediate_size = 4 * self.hidden_size
+        if self.mlp_only_layers is None:
+            self.mlp_only_layers = []
+        if self.num_local_experts == 0:
+            # No router: TRL's trainers read a non-zero coefficient as "this model returns router logits".
+            self.router_aux_loss_coef = 0.0
         super().__post_init__(**kwargs)
+
+    def is_sparse_layer(self, layer_idx: int) -> bool:
+        """Whether block `layer_idx` holds a sparse MoE block instead of a dense MLP (Qwen2-MoE's rule)."""
+        return (
+            self.num_local_experts > 0
+            and layer_idx not in self.mlp_only_layers
+            and (layer_idx + 1) % self.decoder_sparse_step == 0
+        )
 
     def validate_architecture(self):
         """Checks run by `@strict` validation: each says what to change."""
@@ -132,6 +175,34 @@ class HundredPageTransformerConfig(PreTrainedConfig):
             )
         if self.head_dim % 2 != 0:
             raise ValueError(f"head_dim ({self.head_dim}) must be even for rotary position embeddings.")
+        self.validate_experts()
+
+    def validate_experts(self):
+        """The mixture-of-experts options (§6.1): one line per mistake, each naming the field to change."""
+        if self.num_local_experts < 0:
+            raise ValueError(f"num_local_experts ({self.num_local_experts}) must be 0 (dense) or a positive count.")
+        if self.num_local_experts == 0:
+            return
+        if not 1 <= self.num_experts_per_tok <= self.num_local_experts:
+            raise ValueError(
+                f"num_experts_per_tok ({self.num_experts_per_tok}) must be between 1 and num_local_experts "
+                f"({self.num_local_experts})."
+            )
+        if self.decoder_sparse_step < 1:
+            raise ValueError(f"decoder_sparse_step ({self.decoder_sparse_step}) must be at least 1.")
+        outside = [i for i in self.mlp_only_layers if not 0 <= i < self.num_hidden_layers]
+        if outside:
+            raise ValueError(f"mlp_only_layers {outside} are not block indices in [0, {self.num_hidden_layers}).")
+        if not any(self.is_sparse_layer(i) for i in range(self.num_hidden_layers)):
+            raise ValueError(
+                f"num_local_experts={self.num_local_experts} but no block is sparse: check decoder_sparse_step "
+                f"({self.decoder_sparse_step}) and mlp_only_layers ({self.mlp_only_layers})."
+            )
+        for name in ("router_aux_loss_coef", "router_z_loss_coef"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be non-negative.")
+        if not 0 <= self.router_jitter_noise < 1:
+            raise ValueError(f"router_jitter_noise ({self.router_jitter_noise}) must be in [0, 1).")
 
 
 __all__ = ["HundredPageTransformerConfig"]

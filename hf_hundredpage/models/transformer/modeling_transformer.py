@@ -1,12 +1,14 @@
 """The decoder transformer of *The Hundred-Page Language Models Book*, chapter 4, as a `transformers` model.
 
 Reads top to bottom like `modeling_llama.py`: RMSNorm (book §4.7) -> rotary embedding (§4.4) -> MLP (§4.3) ->
-attention (§4.2, §4.5) -> decoder block (§4.1) -> model -> heads. Attention goes through transformers' attention
-interface (sdpa by default, eager, flex, flash when installed) and the KV cache through transformers' `Cache`.
+sparse mixture of experts (§6.1, an option) -> attention (§4.2, §4.5) -> decoder block (§4.1) -> model -> heads.
+Attention goes through transformers' attention interface (sdpa by default, eager, flex, flash when installed) and
+the KV cache through transformers' `Cache`.
 This folder imports nothing from the rest of `hf_hundredpage`, so `trust_remote_code` users get working code.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,14 +21,17 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
+    MoeCausalLMOutputWithPast,
+    MoeModelOutputWithPast,
     SequenceClassifierOutputWithPast,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
+from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import merge_with_config_defaults
-from transformers.utils.output_capturing import capture_outputs
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_transformer import HundredPageTransformerConfig
 
@@ -115,6 +120,91 @@ class HundredPageMLP(nn.Module):
         if self.gated:
             return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
         return self.down_proj(self.act_fn(self.up_proj(x)))
+
+
+class HundredPageSparseMoeBlock(nn.Module):
+    """Sparse mixture of experts in place of the MLP (book §6.1), as in Mixtral.
+
+    The router `gate` scores every expert for each token; the `top_k` best get the token, their softmax
+    probabilities renormalised to sum to one, and the block returns the weighted sum of those experts' outputs.
+    Each expert is a `HundredPageMLP`, so its `gate_proj`/`up_proj`/`down_proj` are plain `nn.Linear`s that PEFT can
+    adapt and bitsandbytes can quantize. Returns `(output, router_logits)`; the logits feed the balancing loss.
+
+    Two dispatch paths compute the same function. Plain experts are stacked on the fly and run as one
+    `torch.nn.functional.grouped_mm` per projection (what transformers' `grouped_mm` experts implementation does
+    with Mixtral's 3-D expert tensors; that hook itself needs those tensors, so it cannot serve `nn.Linear` experts).
+    Experts that are LoRA-wrapped, quantized or otherwise not plain `nn.Linear` are called one by one on their tokens.
+    """
+
+    def __init__(self, config: HundredPageTransformerConfig):
+        super().__init__()
+        self.num_experts = config.num_local_experts
+        self.top_k = config.num_experts_per_tok
+        self.jitter_noise = config.router_jitter_noise
+        self.gate = nn.Linear(config.hidden_size, self.num_experts, bias=False)
+        self.experts = nn.ModuleList([HundredPageMLP(config) for _ in range(self.num_experts)])
+
+    def route(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(tokens, hidden)` -> router logits `(tokens, experts)`, top-k weights and expert indices `(tokens, k)`."""
+        router_logits = self.gate(hidden_states.to(self.gate.weight.dtype))  # the router may be kept in fp32
+        routing_weights = nn.functional.softmax(router_logits, dim=-1, dtype=torch.float)
+        top_k_weights, top_k_index = torch.topk(routing_weights, self.top_k, dim=-1)
+        top_k_weights = top_k_weights / top_k_weights.sum(dim=-1, keepdim=True)
+        return router_logits, top_k_weights, top_k_index
+
+    def can_group(self) -> bool:
+        """Whether every expert projection is a plain `nn.Linear` (no LoRA wrapper, no quantized layer) and torch has
+        `grouped_mm`: then all experts run as one grouped matrix product per projection."""
+        names = ("gate_proj", "up_proj", "down_proj") if self.experts[0].gated else ("up_proj", "down_proj")
+        plain = all(type(getattr(expert, name)) is nn.Linear for expert in self.experts for name in names)
+        return plain and hasattr(nn.functional, "grouped_mm")
+
+    def grouped_experts(self, inputs: torch.Tensor, expert_ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Every expert's MLP on its rows of `inputs` (sorted by expert, `offsets` = cumulative row counts), one
+        `grouped_mm` per projection over the stacked weights: the same function as calling each expert in turn.
+        With the gated MLP, `gate_proj` and `up_proj` are stacked side by side into one product, as Mixtral does."""
+
+        def project(x: torch.Tensor, *names: str) -> torch.Tensor:
+            layers = [[getattr(expert, name) for expert in self.experts] for name in names]
+            weight = torch.cat([torch.stack([layer.weight for layer in group]) for group in layers], dim=1)
+            out = nn.functional.grouped_mm(x.to(weight.dtype), weight.transpose(1, 2), offs=offsets)
+            if layers[0][0].bias is not None:
+                out = out + torch.cat([torch.stack([layer.bias for layer in group]) for group in layers], dim=1)[expert_ids]
+            return out
+
+        act_fn = self.experts[0].act_fn
+        if self.experts[0].gated:
+            gate, up = project(inputs, "gate_proj", "up_proj").chunk(2, dim=-1)
+            return project(act_fn(gate) * up, "down_proj")
+        return project(act_fn(project(inputs, "up_proj")), "down_proj")
+
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch_size, seq_len, hidden_dim = hidden_states.shape
+        if self.training and self.jitter_noise > 0:
+            noise = torch.empty_like(hidden_states).uniform_(1.0 - self.jitter_noise, 1.0 + self.jitter_noise)
+            hidden_states = hidden_states * noise
+        hidden_states = hidden_states.reshape(-1, hidden_dim)
+        router_logits, top_k_weights, top_k_index = self.route(hidden_states)
+
+        # Dispatch without a Python loop over tokens: sort the (token, expert) pairs by expert, run the experts on
+        # their contiguous slices of tokens, put the weighted results back in (token, k) order and sum over k.
+        expert_of_pair = top_k_index.reshape(-1)
+        order = expert_of_pair.argsort(stable=True)
+        token_of_pair = order // self.top_k
+        expert_inputs = hidden_states[token_of_pair]
+        # histc counts with fixed bounds, so the grouped path never waits for the device (bincount would)
+        counted = expert_of_pair.float() if expert_of_pair.device.type in ("cpu", "mps") else expert_of_pair.int()
+        tokens_per_expert = torch.histc(counted, bins=self.num_experts, min=0, max=self.num_experts - 1).long()
+        if self.can_group():
+            offsets = tokens_per_expert.cumsum(0).to(torch.int32)
+            expert_outputs = self.grouped_experts(expert_inputs, expert_of_pair[order], offsets)
+        else:  # experts wrapped by PEFT or quantized: one call per expert that got tokens
+            chunks = expert_inputs.split(tokens_per_expert.tolist())
+            expert_outputs = torch.cat([expert(x) for expert, x in zip(self.experts, chunks, strict=True) if len(x)])
+        weighted = expert_outputs * top_k_weights.reshape(-1)[order, None]
+        per_pair = torch.empty_like(weighted).index_copy(0, order, weighted)
+        output = per_pair.view(-1, self.top_k, hidden_dim).sum(dim=1).to(hidden_states.dtype)
+        return output.reshape(batch_size, seq_len, hidden_dim), router_logits
 
 
 def repeat_kv(hidden_states: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -215,12 +305,14 @@ class HundredPageAttention(nn.Module):
 
 
 class HundredPageDecoderLayer(GradientCheckpointingLayer):
-    """Pre-norm decoder block (book §4.1): `x + attn(norm1(x))`, then `x + mlp(norm2(x))`."""
+    """Pre-norm decoder block (book §4.1): `x + attn(norm1(x))`, then `x + mlp(norm2(x))`; the MLP is a sparse
+    mixture of experts (§6.1) in the blocks the config makes sparse."""
 
     def __init__(self, config: HundredPageTransformerConfig, layer_idx: int):
         super().__init__()
         self.self_attn = HundredPageAttention(config, layer_idx)
-        self.mlp = HundredPageMLP(config)
+        self.is_sparse = config.is_sparse_layer(layer_idx)
+        self.mlp = HundredPageSparseMoeBlock(config) if self.is_sparse else HundredPageMLP(config)
         self.input_layernorm = HundredPageRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = HundredPageRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
@@ -249,6 +341,8 @@ class HundredPageDecoderLayer(GradientCheckpointingLayer):
 
         residual = hidden_states
         hidden_states = self.mlp(self.post_attention_layernorm(hidden_states))
+        if self.is_sparse:
+            hidden_states, _ = hidden_states  # the router logits are recorded by `capture_outputs`
         return residual + self.dropout(hidden_states)
 
 
@@ -262,11 +356,21 @@ class HundredPageTransformerPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True
     _supports_attention_backend = True
-    _can_compile_fullgraph = True
+    # The routers (`mlp.gate`, not `mlp.gate_proj`) stay unquantized and in fp32 when loading in fp16: routing is
+    # sensitive to precision, and bitsandbytes cannot repack a layer with as few outputs as there are experts. The
+    # pattern is a regex (transformers searches it in parameter names and matches it against module names).
+    _keep_in_fp32_modules = [r".*mlp\.gate(?!_)"]
     _can_record_outputs = {
+        "router_logits": OutputRecorder(HundredPageSparseMoeBlock, index=1),
         "hidden_states": HundredPageDecoderLayer,
         "attentions": HundredPageAttention,
     }
+
+    @property
+    def _can_compile_fullgraph(self) -> bool:
+        # The sparse block's per-expert path (PEFT, quantized experts) sizes each expert's batch on the host: a graph
+        # break. Dense models compile whole.
+        return not self.config.num_local_experts
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Also maps every Auto class to this file's classes in `config.auto_map`, so that one saved folder serves
@@ -317,7 +421,7 @@ class HundredPageTransformerModel(HundredPageTransformerPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutputWithPast:
+    ) -> BaseModelOutputWithPast | MoeModelOutputWithPast:
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
 
@@ -354,13 +458,38 @@ class HundredPageTransformerModel(HundredPageTransformerPreTrainedModel):
             )
 
         hidden_states = self.norm(hidden_states)
-        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache)
+        # Sparse models return Mixtral's output type, whose `router_logits` `capture_outputs` fills when asked.
+        output_type = MoeModelOutputWithPast if self.config.num_local_experts else BaseModelOutputWithPast
+        return output_type(last_hidden_state=hidden_states, cache=cache)
+
+
+def router_z_loss_func(router_logits: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None = None):
+    """ST-MoE's router z-loss: the mean over sparse blocks and real tokens of `logsumexp(router_logits)**2`, which
+    keeps the router's logits small (book §6.1)."""
+    z = torch.stack([logits.float().logsumexp(dim=-1).square() for logits in router_logits])  # (blocks, tokens)
+    if attention_mask is None:
+        return z.mean()
+    mask = attention_mask.reshape(1, -1).to(device=z.device, dtype=z.dtype)
+    return (z * mask).sum() / (mask.sum() * z.shape[0])
+
+
+@dataclass
+class HundredPageMoeCausalLMOutputWithPast(MoeCausalLMOutputWithPast):
+    r"""
+    router_z_loss (`torch.FloatTensor`, *optional*):
+        The router z-loss, returned with `aux_loss` when `router_z_loss_coef > 0` and router logits are output.
+    """
+
+    router_z_loss: torch.FloatTensor | None = None
 
 
 class HundredPageTransformerForCausalLM(HundredPageTransformerPreTrainedModel, GenerationMixin):
     """The language model (book §4.9): the decoder stack and an output projection to the vocabulary.
 
-    The book's untied `output` parameter (shape `(E, V)`, used as `x @ output`) is `lm_head.weight.T`.
+    The book's untied `output` parameter (shape `(E, V)`, used as `x @ output`) is `lm_head.weight.T`. With sparse
+    blocks (§6.1) it follows `MixtralForCausalLM`: when router logits are output (`output_router_logits`), the
+    Switch/Mixtral load-balancing `aux_loss` is returned and, with `labels`, `router_aux_loss_coef * aux_loss` (plus
+    `router_z_loss_coef * router_z_loss`) is added to the language-modelling loss.
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
@@ -385,16 +514,24 @@ class HundredPageTransformerForCausalLM(HundredPageTransformerPreTrainedModel, G
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        output_router_logits: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> CausalLMOutputWithPast:
+    ) -> CausalLMOutputWithPast | HundredPageMoeCausalLMOutputWithPast:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Targets for next-token prediction; shifted inside the model, `-100` is ignored.
+        output_router_logits (`bool`, *optional*):
+            Sparse models only: return the router logits and the balancing loss (defaults to the config's value).
         logits_to_keep (`int` or `torch.Tensor`, *optional*):
             Compute logits only for the last `logits_to_keep` positions (0 = all), as in `LlamaForCausalLM`.
         """
-        outputs: BaseModelOutputWithPast = self.model(
+        sparse = self.config.num_local_experts > 0
+        if output_router_logits is None:
+            output_router_logits = self.config.output_router_logits
+        if sparse:
+            kwargs["output_router_logits"] = output_router_logits
+        outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -410,12 +547,39 @@ class HundredPageTransformerForCausalLM(HundredPageTransformerPreTrainedModel, G
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
 
-        return CausalLMOutputWithPast(
+        if not sparse:
+            return CausalLMOutputWithPast(
+                loss=loss,
+                logits=logits,
+                cache=outputs.cache,
+                hidden_states=outputs.hidden_states,
+                attentions=outputs.attentions,
+            )
+
+        aux_loss = router_z_loss = None
+        if output_router_logits:
+            # The mask's last columns are this call's tokens (with a cache it also covers the earlier ones).
+            seq_len = outputs.last_hidden_state.shape[1]
+            mask = attention_mask[:, -seq_len:] if attention_mask is not None and attention_mask.dim() == 2 else None
+            aux_loss = load_balancing_loss_func(
+                outputs.router_logits, self.config.num_local_experts, self.config.num_experts_per_tok, mask
+            )
+            if self.config.router_z_loss_coef > 0:
+                router_z_loss = router_z_loss_func(outputs.router_logits, mask)
+            if labels is not None:
+                loss = loss + self.config.router_aux_loss_coef * aux_loss.to(loss.device)
+                if router_z_loss is not None:
+                    loss = loss + self.config.router_z_loss_coef * router_z_loss.to(loss.device)
+
+        return HundredPageMoeCausalLMOutputWithPast(
             loss=loss,
+            aux_loss=aux_loss,
+            router_z_loss=router_z_loss,
             logits=logits,
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            router_logits=outputs.router_logits,
         )
 
 
@@ -455,7 +619,7 @@ class HundredPageTransformerForSequenceClassification(HundredPageTransformerPreT
         use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutputWithPast:
-        outputs: BaseModelOutputWithPast = self.model(
+        outputs = self.model(
             input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
