@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hf_hundredpage.merging.merge",
         "merge models (§6.2) from a mergekit YAML config: linear, slerp, task_arithmetic, ties, dare_*, passthrough",
     ),
+    "upcycle": (
+        "hf_hundredpage.merging.upcycle",
+        "turn a dense transformer into a mixture of experts (§6.1) whose experts start as copies of its MLPs",
+    ),
     "reason": (
         "hf_hundredpage.reasoning.cli_reason",
         "answer a question with an inference-time reasoning strategy (§6.5): cot, self-consistency, pal, tools, react, tot",

@@ -106,6 +106,7 @@ TASK_DESCRIPTIONS = {
     "prune": "pruned after training to fewer or sparser weights (book §6.3)",
     "quantize": "quantized after training to fewer bits per weight (post-training quantization, book §6.3)",
     "merge": "merged from several models' weights without training (model merging, book §6.2)",
+    "upcycle": "upcycled from a dense transformer into a sparse mixture of experts (book §6.1)",
 }
 TASK_NAMES = {"text-generation": "Language modeling", "text-classification": "Text classification"}
 CLASSIFICATION_TASKS = ("classify", "reward")
