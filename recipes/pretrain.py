@@ -19,6 +19,7 @@ from hf_hundredpage.compression.qat import QATArguments
 from hf_hundredpage.data import EMBEDDED_CORPUS, default_tokenizer_path, lm_dataset, load_text_dataset
 from hf_hundredpage.evaluation import evaluate_against_ngram
 from hf_hundredpage.evaluation.mixture import mixture_section
+from hf_hundredpage.evaluation.moe import expert_load_section
 from hf_hundredpage.paths import resolve_model_path
 from hf_hundredpage.recipe_parser import RecipeParser, RunArguments, recipe_errors
 from hf_hundredpage.training import (
@@ -97,6 +98,10 @@ def main(argv=None) -> int:
         "world_size": training_args.world_size,
         "weights_identical_across_ranks": identical,
     }
+    moe_metrics, moe_sections = expert_load_section(  # a mixture of experts (§6.1): how its routers spread tokens
+        model, tokenizer, raw, run.work_dir, text_column=script_args.text_column, max_length=script_args.block_size,
+        max_documents=script_args.eval_max_documents)
+    metrics.update(moe_metrics)
     ngram = f"{script_args.ngram_order}-gram (Kneser-Ney)"
     rows = [(name, f"{metrics[p + 'eval_loss']:.3f}", f"{metrics[p + 'eval_perplexity']:.1f}", f"{metrics[p + 'eval_bits_per_byte']:.3f}")
             for name, p in ((model_args.model_type, ""), (f"{script_args.ngram_order}-gram KN baseline", "ngram_"),
@@ -108,7 +113,8 @@ def main(argv=None) -> int:
                   metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
                   baseline_metrics={k[len("ngram_"):]: v for k, v in metrics.items() if k.startswith("ngram_eval_")},
                   baseline_name=ngram, command=command_line("pretrain.py", argv),
-                  extra_sections={"Count-based model and mixture": mixture_section(metrics, model_args.model_type, ngram)},
+                  extra_sections={"Count-based model and mixture": mixture_section(metrics, model_args.model_type, ngram),
+                                  **moe_sections},
                   config=run_config(script_args, model_args, training_args), resumed=metrics["resumed"]),
         table=format_table(rows, header=("validation", "loss", "perplexity", "bits/byte")),
         summary=f"{metrics['train_tokens']:,} tokens in {metrics['train_runtime']:.0f} s "

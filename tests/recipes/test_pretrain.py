@@ -173,3 +173,29 @@ def test_early_stopping_on_validation_loss(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     # lr 0: the loss never improves, so the run stops at the second evaluation (patience 1), not at step 30.
     assert metrics["train_steps"] == 4
+
+
+def test_a_mixture_of_experts_reports_its_expert_load(tmp_path):
+    """quickstart_moe.yaml's options on the tiny config: trained with the load-balancing loss, the card and
+    metrics.json show how the routers spread validation tokens (book §6.1)."""
+    out = tmp_path / "moe"
+    assert pretrain.main(["--config", str(TINY), "--output_dir", str(out), "--num_local_experts", "4",
+                          "--num_experts_per_tok", "2", "--router_aux_loss_coef", "0.01", "--disable_tqdm", "true",
+                          "--ngram_mixture", "false"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_local_experts"] == 4 and config["output_router_logits"] is True
+    metrics = json.loads((out / "metrics.json").read_text())
+    load = metrics["expert_load"]
+    assert set(load) == {"0"} and len(load["0"]) == 4 and sum(load["0"]) == pytest.approx(1.0)
+    assert metrics["expert_load_balance"] == pytest.approx(max(load["0"]) / min(load["0"]))
+    assert (out / "expert_load.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Expert load (§6.1)" in (out / "README.md").read_text()
+
+
+def test_a_bad_moe_option_is_one_line_before_any_output(tmp_path, capsys):
+    out = tmp_path / "moe"
+    assert pretrain.main(["--config", str(TINY), "--output_dir", str(out), "--num_local_experts", "2",
+                          "--num_experts_per_tok", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "num_experts_per_tok (3) must be between 1 and num_local_experts (2)" in err
+    assert not out.exists()
