@@ -23,7 +23,9 @@ def expert_load(model, tokenizer, texts: list[str], *, max_length: int = 128, ba
     padding, so every routed token is a real one), at most `max_tokens` tokens.
 
     Returns:
-        ``{"expert_load": {block index: [share per expert]}, "expert_load_balance": max/min, "expert_load_tokens": n}``.
+        ``{"expert_load": {block index: [share per expert]}, "expert_load_balance": max/min, "expert_load_tokens": n,
+        "eval_aux_loss": the mean load-balancing loss as Mixtral computes it (E · Σ load · mean router probability;
+        num_experts_per_tok when perfectly balanced)}``.
     """
     config = model.config
     if not getattr(config, "num_local_experts", 0):
@@ -40,6 +42,7 @@ def expert_load(model, tokenizer, texts: list[str], *, max_length: int = 128, ba
     windows = torch.tensor(ids[: n * max_length]).view(n, max_length)
     sparse = [i for i in range(config.num_hidden_layers) if config.is_sparse_layer(i)]
     counts = torch.zeros(len(sparse), config.num_local_experts, dtype=torch.long)
+    aux_losses = []
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -47,6 +50,8 @@ def expert_load(model, tokenizer, texts: list[str], *, max_length: int = 128, ba
         for start in range(0, n, batch_size):
             out = model(input_ids=windows[start : start + batch_size].to(device), output_router_logits=True,
                         use_cache=False)
+            if getattr(out, "aux_loss", None) is not None:
+                aux_losses.append(float(out.aux_loss))
             for row, logits in enumerate(out.router_logits):
                 chosen = logits.float().topk(config.num_experts_per_tok, dim=-1).indices.flatten().cpu()
                 counts[row] += torch.bincount(chosen, minlength=config.num_local_experts)
@@ -57,6 +62,7 @@ def expert_load(model, tokenizer, texts: list[str], *, max_length: int = 128, ba
         "expert_load": {str(layer): [round(float(x), 6) for x in shares[row]] for row, layer in enumerate(sparse)},
         "expert_load_balance": float(shares.max()) / low if low > 0 else math.inf,
         "expert_load_tokens": n * max_length,
+        **({"eval_aux_loss": sum(aux_losses) / len(aux_losses)} if aux_losses else {}),
     }
 
 
@@ -101,5 +107,6 @@ def expert_load_section(model, tokenizer, dataset, folder: Path, *, text_column:
     text = (f"Share of the top-{model.config.num_experts_per_tok} routing assignments each of the "
             f"{model.config.num_local_experts} experts receives on {result['expert_load_tokens']:,} validation tokens "
             f"(balanced: {1 / model.config.num_local_experts:.3f} each). Balance (max/min over all sparse blocks): "
-            f"{result['expert_load_balance']:.2f}; least balanced block {worst[0]}.\n\n![Expert load](expert_load.png)")
+            f"{result['expert_load_balance']:.2f}; least balanced block {worst[0]}; load-balancing loss "
+            f"{result.get('eval_aux_loss', float('nan')):.3f} ({model.config.num_experts_per_tok} when perfectly balanced).\n\n![Expert load](expert_load.png)")
     return result, {"Expert load (§6.1)": text}

@@ -188,6 +188,7 @@ def test_a_mixture_of_experts_reports_its_expert_load(tmp_path):
     load = metrics["expert_load"]
     assert set(load) == {"0"} and len(load["0"]) == 4 and sum(load["0"]) == pytest.approx(1.0)
     assert metrics["expert_load_balance"] == pytest.approx(max(load["0"]) / min(load["0"]))
+    assert 0 < metrics["eval_aux_loss"] < 4  # Mixtral's E * sum(load * probability): top-k (2) when balanced, at most E
     assert (out / "expert_load.png").read_bytes()[:4] == b"\x89PNG"
     assert "Expert load (§6.1)" in (out / "README.md").read_text()
 
