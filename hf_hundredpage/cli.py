@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hf_hundredpage.reasoning.cli_eval",
         "accuracy and tokens per problem of reasoning strategies (§6.5) on builtin:arithmetic or your data",
     ),
+    "redteam": (
+        "hf_hundredpage.security.redteam",
+        "attack success rate of prompt-injection and jailbreak probes (§6.6), before and after each defense",
+    ),
     "publish": (
         "hf_hundredpage.hub.publish",
         "upload a trained model folder to the Hugging Face Hub",

@@ -6,6 +6,11 @@ the one our chat template renders) and two built-in tools, ``calculator`` and ``
 Registered tools are *your* functions and run in this process: a tool is trusted code, its arguments are not (they
 come from the model and are checked against the schema before the call). The ``python`` tool runs the model's code
 in `sandbox.execute_python`, never here.
+
+Tools that act on the world (send mail, delete files, pay) are marked dangerous (`dangerous_tool`, or
+``register(tool, dangerous=True)``): such a call runs only when the registry's ``confirm(name, arguments)`` callback
+says yes (no callback: never). ``allowed=`` restricts the tools that may run at all (an allow-list). A refused call is
+answered with an error the model reads, and the tool does not run (book §6.6).
 """
 
 from __future__ import annotations
@@ -78,23 +83,38 @@ def tool_schema(tool: Callable | dict) -> dict:
     return get_json_schema(tool)
 
 
+def dangerous_tool(function: Callable) -> Callable:
+    """Mark a tool function dangerous: a `ToolRegistry` runs it only after its ``confirm`` callback approves the call."""
+    function.dangerous = True
+    return function
+
+
 class ToolRegistry:
     """Named Python functions the model may call, with their schemas; `call` checks the arguments against the schema,
-    runs the function and returns its result as text (errors as text too: the model reads them and may retry)."""
+    runs the function and returns its result as text (errors as text too: the model reads them and may retry).
 
-    def __init__(self, tools: Sequence[Callable] = ()):
+    `allowed`: names of the tools that may run (None: all); `confirm`: ``confirm(name, arguments) -> bool``, asked
+    before every call of a dangerous tool (None: dangerous tools never run)."""
+
+    def __init__(self, tools: Sequence[Callable] = (), *, allowed: Sequence[str] | None = None,
+                 confirm: Callable[[str, dict], bool] | None = None):
         self.functions: dict[str, Callable] = {}
         self.schemas: list[dict] = []
+        self.dangerous: set[str] = set()
+        self.allowed = None if allowed is None else set(allowed)
+        self.confirm = confirm
         for tool in tools:
             self.register(tool)
 
-    def register(self, tool: Callable) -> Callable:
+    def register(self, tool: Callable, *, dangerous: bool | None = None) -> Callable:
         schema = tool_schema(tool)
         name = schema["function"]["name"]
         if name in self.functions:
             raise ValueError(f"two tools are named {name!r}")
         self.functions[name] = tool
         self.schemas.append(schema)
+        if dangerous if dangerous is not None else getattr(tool, "dangerous", False):
+            self.dangerous.add(name)
         return tool
 
     def __contains__(self, name: str) -> bool:
@@ -123,18 +143,32 @@ class ToolRegistry:
                     + (f"; unknown {unknown}" if unknown else "") + (f"; missing {missing}" if missing else ""))
         return None
 
-    def call(self, name: str, arguments: dict) -> str:
-        """Run tool `name` with `arguments`; its result as text (JSON for dicts and lists), or the error."""
-        problem = self.check(name, arguments)
+    def permit(self, name: str, arguments: dict) -> str | None:
+        """None when the policy lets the call run (allow-list, then confirmation of dangerous tools), else the error."""
+        if self.allowed is not None and name not in self.allowed:
+            return f"error: the tool {name!r} is not allowed here; it did not run"
+        if name in self.dangerous and not (self.confirm is not None and self.confirm(name, dict(arguments))):
+            return f"error: {name!r} is a dangerous tool and the call was not confirmed; it did not run"
+        return None
+
+    def execute(self, name: str, arguments: dict) -> tuple[str, bool]:
+        """`call`, and whether the tool ran: its text is then the tool's output (untrusted: spotlight it), else one of
+        our own error messages."""
+        problem = self.check(name, arguments) or self.permit(name, arguments)
         if problem:
-            return problem
+            return problem, False
         try:
             result = self.functions[name](**arguments)
         except Exception as err:  # noqa: BLE001  (the model's arguments made the tool fail: tell the model)
-            return f"error: {type(err).__name__}: {err}"
+            return f"error: {type(err).__name__}: {err}", True
         if isinstance(result, (dict, list)):
-            return json.dumps(result, ensure_ascii=False)
-        return str(result)
+            return json.dumps(result, ensure_ascii=False), True
+        return str(result), True
+
+    def call(self, name: str, arguments: dict) -> str:
+        """Run tool `name` with `arguments` if the schema and the policy (`permit`) allow; its result as text (JSON for
+        dicts and lists), or the error."""
+        return self.execute(name, arguments)[0]
 
     def describe(self) -> str:
         """One line per tool, ``name(arg, ...): description``, for text prompts (ReAct)."""

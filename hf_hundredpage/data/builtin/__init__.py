@@ -7,6 +7,8 @@ name                what                                                        
 ``emotions``        keyword-labelled emotion sentences (classification, §5.6)     `emotions.make_text_classification_dataset`
 ``preferences``     mood-following preference pairs and their SFT data (§6.4)     `preferences.make_preference_dataset`
 ``arithmetic``      multi-step word problems, CoT targets or GRPO prompts (§6.5)  `arithmetic.make_arithmetic_dataset`
+``injections``      prompt injections vs benign texts, held-out templates (§6.6)  `injections.make_injection_dataset`
+``refusals``        refuse-vs-obey preference pairs on attack prompts (§6.6)      `refusals.make_refusal_dataset`
 ==================  ============================================================  =========================
 """
 
@@ -49,8 +51,23 @@ def _arithmetic(config: str | None, **options) -> DatasetDict:
     return _call(make_arithmetic_dataset, config=config or "grpo", **options)
 
 
+def _injections(config: str | None, **options) -> DatasetDict:
+    from .injections import make_injection_dataset
+
+    options["n"] = options.pop("num_examples", 1200)
+    return _call(make_injection_dataset, **options)
+
+
+def _refusals(config: str | None, **options) -> DatasetDict:
+    from .refusals import make_refusal_dataset
+
+    options["n"] = options.pop("num_examples", 600)
+    return _call(make_refusal_dataset, config=config or "pairs-conversational", **options)
+
+
 BUILTIN_DATASETS: dict[str, Callable[..., DatasetDict]] = {
     "instructions": _instructions, "emotions": _emotions, "preferences": _preferences, "arithmetic": _arithmetic,
+    "injections": _injections, "refusals": _refusals,
 }
 
 
