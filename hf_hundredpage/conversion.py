@@ -48,6 +48,11 @@ def load_book_checkpoint(path: str | os.PathLike) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated/corrupt/pickled-code files
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Weights only load failed" in first_line:  # book §6.6: never execute a stranger's pickle
+            raise CheckpointError(
+                f"{path} holds pickled objects other than tensors, and loading them could run arbitrary code: refused "
+                "(the book's notebooks save plain state dicts; re-save yours with torch.save(model.state_dict(), ...))"
+            ) from None
         raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({first_line})") from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not the dict the book notebooks save")

@@ -81,7 +81,7 @@ def test_refuses_non_empty_output_dir(tmp_path, book_rnn, capsys):
         ({"weights": {}}, "unrecognised checkpoint keys"),
         ("wrong-shape", "has shape"),
         ("missing-param", "missing from the checkpoint"),
-        ("pickled-code", "cannot read"),
+        ("pickled-code", "could run arbitrary code: refused"),
     ],
 )
 def test_bad_checkpoints_give_one_clear_error_and_write_nothing(tmp_path, book_rnn, payload, message, capsys):
@@ -115,3 +115,26 @@ def test_cli_help_lists_subcommands(capsys):
     text = capsys.readouterr().out
     for command in ("convert-book", "train-tokenizer", "evaluate", "generate", "merge-adapter", "publish"):
         assert command in text
+
+
+class _Payload:
+    """A pickle whose loading would run a shell command (the `__reduce__` trick of malicious checkpoints)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_the_payload_never_runs(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "model.pth"
+    torch.save({"state_dict": _Payload(marker), "vocab_size": 9}, bad)
+    out = tmp_path / "never"
+    assert cli(["convert-book", str(bad), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "loading them could run arbitrary code: refused" in err
+    assert not marker.exists() and not out.exists()
