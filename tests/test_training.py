@@ -141,3 +141,15 @@ def test_recipe_parser_yaml_values_are_checked_like_flags(tmp_path):
     config.write_text("max_steps: many\n")
     with pytest.raises(RecipeConfigError, match="max_steps in .*c.yaml: invalid int value"):
         RecipeParser((TrainingArguments,)).parse_recipe_args(["--config", str(config), "--output_dir", "x"])
+
+
+def test_flops_per_token_of_a_mixture_of_experts_counts_the_active_experts():
+    """8 experts, top-2: a token runs through 2 experts' weights, as many as a dense model with an MLP twice as wide."""
+    from hf_hundredpage import HundredPageTransformerConfig, HundredPageTransformerForCausalLM
+
+    common = dict(vocab_size=100, hidden_size=16, num_attention_heads=2, num_hidden_layers=2, mlp_bias=False)
+    moe = HundredPageTransformerForCausalLM(HundredPageTransformerConfig(
+        intermediate_size=64, num_local_experts=8, num_experts_per_tok=2, **common))
+    dense = HundredPageTransformerForCausalLM(HundredPageTransformerConfig(intermediate_size=128, **common))
+    router = 2 * 16 * 8  # two routers of hidden x experts, counted in full
+    assert model_flops_per_token(moe, seq_len=32) == model_flops_per_token(dense, seq_len=32) + 6 * router

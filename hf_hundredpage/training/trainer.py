@@ -14,10 +14,15 @@ from transformers import PreTrainedModel, ProgressCallback, Trainer, TrainerCall
 
 def model_flops_per_token(model: PreTrainedModel, seq_len: int) -> float:
     """Training FLOPs per token, nanoGPT's `estimate_mfu`: 6N for the weights (forward + backward) plus
-    12·L·H·T for attention scores and values (transformers only; the RNN has no attention)."""
-    n_params = sum(p.numel() for p in model.parameters())
-    n_params -= model.get_input_embeddings().weight.numel()  # a lookup, not a matmul
+    12·L·H·T for attention scores and values (transformers only; the RNN has no attention). For a mixture of experts
+    (§6.1) N counts the parameters a token uses: each expert's weights times top-k / number of experts (the router's
+    own few FLOPs are counted in full)."""
     config = model.config
+    experts, top_k = getattr(config, "num_local_experts", 0) or 0, getattr(config, "num_experts_per_tok", 0)
+    n_params = 0
+    for name, p in model.named_parameters():
+        n_params += p.numel() * (top_k / experts if experts and ".mlp.experts." in name else 1)
+    n_params -= model.get_input_embeddings().weight.numel()  # a lookup, not a matmul
     attention = 0
     if getattr(config, "num_attention_heads", None):
         attention = 12 * config.num_hidden_layers * config.hidden_size * seq_len
