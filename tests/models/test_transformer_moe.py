@@ -253,7 +253,7 @@ def test_sequence_classification_matches_mixtrals_classifier():
     torch.testing.assert_close(got.loss, expected.loss, rtol=1e-5, atol=1e-5)
 
 
-def test_moe_folder_loads_without_the_package(tmp_path):
+def test_moe_folder_loads_without_the_package(tmp_path, one_thread):  # one thread on both sides: bit-equal sums
     torch.manual_seed(0)
     model = HundredPageTransformerForCausalLM(moe_config(decoder_sparse_step=2, output_router_logits=True)).eval()
     folder = tmp_path / "model"
