@@ -1,20 +1,28 @@
 """builtin:arithmetic (book §6.5): seeded, disjoint splits whatever the seed, gold answers that follow from the
-problem's structure, the book's chain-of-thought format, and the four configurations through the one loader."""
+problem's structure, the book's chain-of-thought format, PAL programs that print the gold answer in the sandbox, and
+the six configurations through the one loader."""
 
 import re
 
 import pytest
+import torch
 
 from hf_hundredpage.data.builtin.arithmetic import (
     CONFIGS,
+    PAL_SYSTEM_PROMPT,
     SYSTEM_PROMPT,
     apply_steps,
+    format_program,
     format_solution,
     make_arithmetic_dataset,
 )
 from hf_hundredpage.data.instructions import load_instruction_dataset
 from hf_hundredpage.data.sources import load_source
 from hf_hundredpage.reasoning.rewards import extract_answer, format_reward
+from hf_hundredpage.reasoning.sandbox import execute_python
+from hf_hundredpage.reasoning.strategies import PAL_PROMPT, extract_program
+from hf_hundredpage.reasoning.strategies import pal as pal_strategy
+from hf_hundredpage.tokenization import train_bpe_tokenizer
 
 
 def structures(split) -> set[tuple]:
@@ -96,3 +104,51 @@ def test_builtin_name_and_config_dispatch_through_the_one_loader():
 def test_bad_arguments_are_one_clear_error(kwargs, expected):
     with pytest.raises(ValueError, match=re.escape(expected)):
         make_arithmetic_dataset(**{"n": 50, **kwargs})
+
+
+def test_pal_programs_print_the_gold_answer_in_the_sandbox():
+    assert format_program(12, ["+ 5", "- 3", "* 2"]) == "```python\nx = 12\nx = x + 5\nx = x - 3\nx = x * 2\nprint(x)\n```"
+    pal = make_arithmetic_dataset(200, seed=7, config="pal", max_steps=4, max_operand=50)
+    rows = pal["train"].select(range(17)).to_list() + pal["test"].select(range(3)).to_list()
+    for row in rows:  # ~20 sandboxed runs (a fresh interpreter each): a sample keeps the test fast
+        program = extract_program(row["completion"])
+        assert program.startswith(f"x = {row['start']}\n") and program.count("\n") == len(row["steps"]) + 1
+        result = execute_python(program, timeout_s=10)
+        assert result.ok and result.stdout.strip() == str(row["answer"]), (program, result)
+
+
+def test_pal_configurations_share_prompts_and_splits_with_sft():
+    kwargs = dict(n=120, seed=8, max_steps=3)
+    sft, pal = make_arithmetic_dataset(config="sft", **kwargs), make_arithmetic_dataset(config="pal", **kwargs)
+    pal_messages = make_arithmetic_dataset(config="pal-messages", **kwargs)
+    for split in ("train", "validation", "test"):
+        assert pal[split]["prompt"] == sft[split]["prompt"] and structures(pal[split]) == structures(sft[split])
+        assert pal[split]["answer"] == sft[split]["answer"] and len(pal_messages[split]) == len(sft[split])
+        assert [m[1]["content"] + "\n" for m in pal_messages[split]["messages"]] == sft[split]["prompt"]
+        assert [m[2]["content"] for m in pal_messages[split]["messages"]] == pal[split]["completion"]
+    assert set(pal["train"].column_names) == set(sft["train"].column_names)
+    assert all(c.startswith("```python\n") and c.endswith("\nprint(x)\n```") for c in pal["train"]["completion"])
+    # The system prompt is the pal strategy's, so a chat model finetuned on pal-messages sees the prompt it is run with.
+    assert pal_messages["train"][0]["messages"][0] == {"role": "system", "content": PAL_SYSTEM_PROMPT}
+    assert PAL_SYSTEM_PROMPT == PAL_PROMPT
+    via_loader = load_instruction_dataset("builtin:arithmetic", "pal", num_examples=30, seed=0)  # as recipes/sft.py does
+    assert via_loader["train"][0]["completion"].startswith("```python\n")
+
+
+def test_the_pal_strategy_runs_a_model_that_writes_the_target_program():
+    """The pal strategy with plain prompts primes ``problem\\n```python\\n`` and stops at the closing fence: a model that
+    continues the ``pal`` prompt with its target gets the gold answer."""
+    row = make_arithmetic_dataset(30, seed=9, config="pal")["test"][0]
+
+    class Writer:  # a "model" that writes the dataset's own program after the primed fence
+        device = torch.device("cpu")
+
+        def generate(self, input_ids, **kwargs):
+            prompt = tokenizer.decode(input_ids[0])
+            assert prompt == row["prompt"] + "```python\n"
+            reply = tokenizer(row["completion"].removeprefix("```python\n"), add_special_tokens=False).input_ids
+            return torch.cat([input_ids, torch.tensor([reply])], dim=1)
+
+    tokenizer = train_bpe_tokenizer([row["prompt"] + row["completion"]], vocab_size=300)
+    result = pal_strategy(Writer(), tokenizer, row["prompt"].strip(), chat=False)
+    assert result.value == row["answer"] and result.trace[0]["error"] is None

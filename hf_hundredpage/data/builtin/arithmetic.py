@@ -11,6 +11,17 @@ Every problem starts from a count and applies a few operations in order; the gol
     14
     </answer>
 
+For program-aided reasoning (PAL) the same problem's target is a short Python program that computes the answer one
+operation per line and prints it, in a fenced block (what `hf_hundredpage.reasoning.strategies.pal` primes and runs in
+the sandbox)::
+
+    ```python
+    x = 12
+    x = x + 5
+    x = x - 3
+    print(x)
+    ```
+
 The chain of thought is the book's format (its GRPO.py asks for ``<reasoning>…</reasoning><answer>…</answer>``): one
 line per operation, then the answer. Counts never go negative; ``multiply`` scales by 2 or 3 ("doubles",
 "triples"). Difficulty is the number of operations (`min_steps`..`max_steps`) and the size of the operands
@@ -27,11 +38,16 @@ Configurations (``dataset_config``), TRL's dataset types:
 ``grpo-conversational``   ``prompt`` as turns (the book's system prompt asking for the format, then the problem)
 ``sft``                   ``{"prompt", "completion"}`` strings: the chain of thought as the completion (SFT warm start)
 ``sft-messages``          ``{"messages": [system, user, assistant]}`` (conversational language modelling)
+``pal``                   ``{"prompt", "completion"}`` strings: the same prompts as ``sft``, the PAL program as the
+                          completion (SFT a model to write programs)
+``pal-messages``          ``{"messages": [system, user, assistant]}``: the system prompt is the ``pal`` strategy's
+                          (`PAL_SYSTEM_PROMPT`), the assistant turn the PAL program
 ========================  ==========================================================================================
 
 Every row also has ``answer`` (int), ``start`` (int) and ``steps`` (the operations in order, ``["+ 5", "- 3"]``), so
 the gold answer can be recomputed (`apply_steps`). The standard prompts of ``grpo`` and ``sft`` are the same text,
-so a model finetuned on ``sft`` continues a ``grpo`` prompt with its chain of thought.
+so a model finetuned on ``sft`` continues a ``grpo`` prompt with its chain of thought, and one finetuned on ``pal``
+continues it with a program (the ``pal`` strategy with ``chat=False`` prompts ``problem\n```python\n``).
 """
 
 from __future__ import annotations
@@ -44,9 +60,12 @@ from datasets import Dataset, DatasetDict
 
 
 BUILTIN_ARITHMETIC = "builtin:arithmetic"
-CONFIGS = ("grpo", "grpo-conversational", "sft", "sft-messages")
+CONFIGS = ("grpo", "grpo-conversational", "sft", "sft-messages", "pal", "pal-messages")
 OPERATIONS = ("add", "subtract", "multiply")
 SYSTEM_PROMPT = ("Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>")
+# The `pal` strategy's system prompt (hf_hundredpage.reasoning.strategies.PAL_PROMPT; a test keeps them equal).
+PAL_SYSTEM_PROMPT = ("Write a Python program that computes the answer to the question and prints it. Reply with the "
+                     "program only, in a ```python block.")
 
 NAMES = ("Mia", "Tom", "Ana", "Leo", "Sam", "Eva", "Max", "Zoe", "Ben", "Ida")
 ITEMS = ("apples", "coins", "books", "marbles", "stickers", "shells", "cards", "stamps")
@@ -79,6 +98,19 @@ def format_solution(start: int, steps: Sequence[str]) -> str:
     """The chain of thought in the book's format, ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\nN\\n</answer>``."""
     body = "\n".join(reasoning_lines(start, steps))
     return f"<reasoning>\n{body}\n</reasoning>\n<answer>\n{apply_steps(start, steps)}\n</answer>"
+
+
+def format_program(start: int, steps: Sequence[str]) -> str:
+    """The PAL target: a fenced Python program, one assignment per step, that prints the answer::
+
+        ```python
+        x = 12
+        x = x + 5
+        print(x)
+        ```
+    """
+    lines = [f"x = {start}", *(f"x = x {step}" for step in steps), "print(x)"]
+    return "```python\n" + "\n".join(lines) + "\n```"
 
 
 def _draw(rng: random.Random, min_steps: int, max_steps: int, max_operand: int, operations: Sequence[str]):
@@ -115,12 +147,13 @@ def _bucket(start: int, steps: Sequence[str]) -> int:
 def _row(problem: str, start: int, steps: list[str], config: str) -> dict:
     answer = apply_steps(start, steps)
     extra = {"answer": answer, "start": start, "steps": steps}
-    solution = format_solution(start, steps)
+    solution = format_program(start, steps) if config.startswith("pal") else format_solution(start, steps)
     if config == "grpo":
         return {"prompt": f"{problem}\n", **extra}
-    if config == "sft":
+    if config in ("sft", "pal"):
         return {"prompt": f"{problem}\n", "completion": solution, **extra}
-    turns = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}]
+    system = PAL_SYSTEM_PROMPT if config == "pal-messages" else SYSTEM_PROMPT
+    turns = [{"role": "system", "content": system}, {"role": "user", "content": problem}]
     if config == "grpo-conversational":
         return {"prompt": turns, **extra}
     return {"messages": [*turns, {"role": "assistant", "content": solution}], **extra}
